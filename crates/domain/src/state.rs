@@ -1,0 +1,264 @@
+//! `CallState`: the projection of one call's stream that the panel, the API and the command
+//! validation all read. Built only by [`CallState::apply`], so the state at any position is
+//! the fold of the stream up to it, whether live or rebuilt from the log.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::RecordedEvent;
+use crate::event::{
+    AlertRaised, CallEvent, CallSource, Disposition, EndReason, GuidanceCardShown, MissReason,
+    ReplySuggested, RuleRef, RulesetRef, SegmentAdded, Summary, Timestamp, Verdict,
+};
+use crate::ids::{ActorId, AgentId, CallId, LanguageTag, RuleId, SegmentId, Seq, TenantId};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStatus {
+    /// No event yet.
+    #[default]
+    NotStarted,
+    Live,
+    Ended,
+}
+
+/// Facts fixed when the call started.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CallInfo {
+    pub call_id: CallId,
+    pub tenant: TenantId,
+    pub source: CallSource,
+    pub agent: AgentId,
+    pub ruleset: RulesetRef,
+    pub language: LanguageTag,
+    pub started_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentView {
+    /// The seq of the event that last wrote this segment.
+    pub seq: Seq,
+    #[serde(flatten)]
+    pub segment: SegmentAdded,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertView {
+    pub seq: Seq,
+    #[serde(flatten)]
+    pub alert: AlertRaised,
+    pub acknowledged_by: Option<ActorId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ChecklistStatus {
+    Completed { seq: Seq, segment_id: SegmentId },
+    Missed { seq: Seq, reason: MissReason },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChecklistEntry {
+    pub item: RuleRef,
+    #[serde(flatten)]
+    pub status: ChecklistStatus,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CardView {
+    pub seq: Seq,
+    #[serde(flatten)]
+    pub card: GuidanceCardShown,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SuggestionView {
+    pub seq: Seq,
+    #[serde(flatten)]
+    pub suggestion: ReplySuggested,
+    pub feedback: Option<(Verdict, ActorId)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SummaryView {
+    pub seq: Seq,
+    pub summary: Summary,
+    pub disposition: Disposition,
+    pub confidence: f32,
+    pub provider: String,
+    pub model: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DispositionView {
+    pub disposition: Disposition,
+    /// Who set it by hand; `None` when it is the summary's own.
+    pub overridden_by: Option<ActorId>,
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EndView {
+    pub reason: EndReason,
+    pub by: ActorId,
+    pub at: Timestamp,
+}
+
+/// The state of one call at one position of its stream.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallState {
+    /// The seq of the last event applied; `Seq::ZERO` before any.
+    pub version: Seq,
+    pub status: CallStatus,
+    pub info: Option<CallInfo>,
+    /// In the order they were first added; an interim segment is replaced in place by its
+    /// final version.
+    pub segments: Vec<SegmentView>,
+    pub alerts: Vec<AlertView>,
+    /// Keyed by rule id: each required item is completed or missed once.
+    pub checklist: BTreeMap<RuleId, ChecklistEntry>,
+    pub cards: Vec<CardView>,
+    pub suggestions: Vec<SuggestionView>,
+    pub ended: Option<EndView>,
+    pub summary: Option<SummaryView>,
+    pub disposition: Option<DispositionView>,
+}
+
+impl CallState {
+    /// Folds one event into the state. Events are facts already accepted by the log, so this
+    /// never fails: an event that refers to something unknown (which validation prevents on
+    /// the write path) changes nothing rather than inventing state.
+    pub fn apply(&mut self, recorded: &RecordedEvent) {
+        let seq = recorded.meta.seq;
+        match &recorded.event {
+            CallEvent::CallStarted(e) => {
+                self.status = CallStatus::Live;
+                self.info = Some(CallInfo {
+                    call_id: recorded.meta.call_id,
+                    tenant: e.tenant.clone(),
+                    source: e.source,
+                    agent: e.agent.clone(),
+                    ruleset: e.ruleset.clone(),
+                    language: e.language.clone(),
+                    started_at: recorded.meta.recorded_at,
+                });
+            }
+            CallEvent::SegmentAdded(e) => {
+                let view = SegmentView {
+                    seq,
+                    segment: e.clone(),
+                };
+                match self.segment_index(&e.segment_id) {
+                    Some(i) => self.segments[i] = view,
+                    None => self.segments.push(view),
+                }
+            }
+            CallEvent::AlertRaised(e) => self.alerts.push(AlertView {
+                seq,
+                alert: e.clone(),
+                acknowledged_by: None,
+            }),
+            CallEvent::ChecklistItemCompleted(e) => {
+                self.checklist
+                    .entry(e.item.rule_id.clone())
+                    .or_insert_with(|| ChecklistEntry {
+                        item: e.item.clone(),
+                        status: ChecklistStatus::Completed {
+                            seq,
+                            segment_id: e.segment_id.clone(),
+                        },
+                    });
+            }
+            CallEvent::ChecklistItemMissed(e) => {
+                self.checklist
+                    .entry(e.item.rule_id.clone())
+                    .or_insert_with(|| ChecklistEntry {
+                        item: e.item.clone(),
+                        status: ChecklistStatus::Missed {
+                            seq,
+                            reason: e.reason.clone(),
+                        },
+                    });
+            }
+            CallEvent::GuidanceCardShown(e) => self.cards.push(CardView {
+                seq,
+                card: e.clone(),
+            }),
+            CallEvent::ReplySuggested(e) => self.suggestions.push(SuggestionView {
+                seq,
+                suggestion: e.clone(),
+                feedback: None,
+            }),
+            CallEvent::SuggestionFeedback(e) => {
+                if let Some(s) = self
+                    .suggestions
+                    .iter_mut()
+                    .find(|s| s.suggestion.suggestion_id == e.suggestion_id)
+                {
+                    s.feedback = Some((e.verdict, e.by.clone()));
+                }
+            }
+            CallEvent::AlertAcknowledged(e) => {
+                if let Some(a) = self.alerts.iter_mut().find(|a| a.alert.alert_id == e.alert_id) {
+                    a.acknowledged_by.get_or_insert_with(|| e.by.clone());
+                }
+            }
+            CallEvent::CallEnded(e) => {
+                self.status = CallStatus::Ended;
+                self.ended = Some(EndView {
+                    reason: e.reason,
+                    by: e.by.clone(),
+                    at: recorded.meta.recorded_at,
+                });
+            }
+            CallEvent::SummaryGenerated(e) => {
+                self.summary = Some(SummaryView {
+                    seq,
+                    summary: e.summary.clone(),
+                    disposition: e.disposition,
+                    confidence: e.confidence,
+                    provider: e.provider.clone(),
+                    model: e.model.clone(),
+                });
+                // A human override outranks a (re)generated summary.
+                if self
+                    .disposition
+                    .as_ref()
+                    .is_none_or(|d| d.overridden_by.is_none())
+                {
+                    self.disposition = Some(DispositionView {
+                        disposition: e.disposition,
+                        overridden_by: None,
+                        note: None,
+                    });
+                }
+            }
+            CallEvent::DispositionOverridden(e) => {
+                self.disposition = Some(DispositionView {
+                    disposition: e.to,
+                    overridden_by: Some(e.by.clone()),
+                    note: e.note.clone(),
+                });
+            }
+        }
+        self.version = seq;
+    }
+
+    /// Folds a whole stream (or a prefix of it) from the empty state.
+    pub fn replay<'a>(events: impl IntoIterator<Item = &'a RecordedEvent>) -> Self {
+        let mut state = CallState::default();
+        for e in events {
+            state.apply(e);
+        }
+        state
+    }
+
+    pub fn segment_index(&self, id: &SegmentId) -> Option<usize> {
+        self.segments.iter().position(|s| &s.segment.segment_id == id)
+    }
+
+    pub fn unacknowledged_alerts(&self) -> usize {
+        self.alerts.iter().filter(|a| a.acknowledged_by.is_none()).count()
+    }
+}
