@@ -91,7 +91,10 @@ pub fn decide(state: &CallState, command: Command) -> Result<Vec<CallEvent>, Dom
                 return Err(DomainError::CallAlreadyStarted);
             }
             if ruleset.version == 0 {
-                return Err(DomainError::invalid("ruleset.version", "must be at least 1"));
+                return Err(DomainError::invalid(
+                    "ruleset.version",
+                    "must be at least 1",
+                ));
             }
             Ok(vec![CallEvent::CallStarted(CallStarted {
                 tenant,
@@ -159,14 +162,19 @@ pub fn decide(state: &CallState, command: Command) -> Result<Vec<CallEvent>, Dom
             if let Some(n) = &note
                 && n.chars().count() > 2_000
             {
-                return Err(DomainError::invalid("note", "must be at most 2000 characters"));
+                return Err(DomainError::invalid(
+                    "note",
+                    "must be at most 2000 characters",
+                ));
             }
-            Ok(vec![CallEvent::DispositionOverridden(DispositionOverridden {
-                from: state.disposition.as_ref().map(|d| d.disposition),
-                to,
-                by,
-                note,
-            })])
+            Ok(vec![CallEvent::DispositionOverridden(
+                DispositionOverridden {
+                    from: state.disposition.as_ref().map(|d| d.disposition),
+                    to,
+                    by,
+                    note,
+                },
+            )])
         }
     }
 }
@@ -206,14 +214,20 @@ fn validate_segment(s: &SegmentAdded) -> Result<(), DomainError> {
     if let Some(c) = s.confidence
         && !(0.0..=1.0).contains(&c)
     {
-        return Err(DomainError::invalid("confidence", "must be between 0 and 1"));
+        return Err(DomainError::invalid(
+            "confidence",
+            "must be between 0 and 1",
+        ));
     }
     let mut last_end = 0;
     for (i, r) in s.redactions.iter().enumerate() {
         if r.start >= r.end || r.end as usize > chars {
             return Err(DomainError::invalid(
                 "redactions",
-                format!("span {i} ({}..{}) is empty or outside the text", r.start, r.end),
+                format!(
+                    "span {i} ({}..{}) is empty or outside the text",
+                    r.start, r.end
+                ),
             ));
         }
         if r.start < last_end {
@@ -303,7 +317,11 @@ mod tests {
         // (commands, expected outcome) — the table a reader checks first.
         let cases: Vec<(&str, Vec<Command>, Result<(), DomainError>)> = vec![
             ("start", vec![start()], Ok(())),
-            ("twice started", vec![start(), start()], Err(DomainError::CallAlreadyStarted)),
+            (
+                "twice started",
+                vec![start(), start()],
+                Err(DomainError::CallAlreadyStarted),
+            ),
             (
                 "segment before start",
                 vec![Command::AddSegment(segment("s1", "hi", true))],
@@ -311,10 +329,18 @@ mod tests {
             ),
             (
                 "segment after end",
-                vec![start(), end(), Command::AddSegment(segment("s1", "hi", true))],
+                vec![
+                    start(),
+                    end(),
+                    Command::AddSegment(segment("s1", "hi", true)),
+                ],
                 Err(DomainError::CallEnded),
             ),
-            ("end twice", vec![start(), end(), end()], Err(DomainError::CallEnded)),
+            (
+                "end twice",
+                vec![start(), end(), end()],
+                Err(DomainError::CallEnded),
+            ),
             (
                 "final segment twice",
                 vec![
@@ -322,7 +348,9 @@ mod tests {
                     Command::AddSegment(segment("s1", "hi", true)),
                     Command::AddSegment(segment("s1", "hi", true)),
                 ],
-                Err(DomainError::DuplicateSegment(SegmentId::parse("s1").unwrap())),
+                Err(DomainError::DuplicateSegment(
+                    SegmentId::parse("s1").unwrap(),
+                )),
             ),
             (
                 "interim then final",
@@ -385,7 +413,10 @@ mod tests {
     fn bad_segments_name_the_field() {
         let cases: Vec<(SegmentAdded, &str)> = vec![
             (segment("s", "   ", true), "text"),
-            (segment("s", &"x".repeat(MAX_SEGMENT_CHARS + 1), true), "text"),
+            (
+                segment("s", &"x".repeat(MAX_SEGMENT_CHARS + 1), true),
+                "text",
+            ),
             (
                 SegmentAdded {
                     end_ms: 10,
@@ -482,8 +513,14 @@ mod tests {
             }),
         };
         state.apply(&recorded);
-        assert_eq!(state.disposition.as_ref().unwrap().disposition, Disposition::Lead);
-        assert_eq!(state.summary.as_ref().unwrap().disposition, Disposition::Spam);
+        assert_eq!(
+            state.disposition.as_ref().unwrap().disposition,
+            Disposition::Lead
+        );
+        assert_eq!(
+            state.summary.as_ref().unwrap().disposition,
+            Disposition::Spam
+        );
         recorded.meta.seq = state.version.next();
         let again = decide(
             &state,
@@ -496,7 +533,11 @@ mod tests {
         .unwrap();
         assert!(matches!(
             &again[0],
-            CallEvent::DispositionOverridden(DispositionOverridden { from: Some(Disposition::Lead), to: Disposition::Booked, .. })
+            CallEvent::DispositionOverridden(DispositionOverridden {
+                from: Some(Disposition::Lead),
+                to: Disposition::Booked,
+                ..
+            })
         ));
     }
 }

@@ -247,7 +247,9 @@ pub type Timestamp = DateTime<Utc>;
 pub enum DecodeError {
     #[error("unknown event type {0:?}")]
     UnknownType(String),
-    #[error("event type {event_type:?} has no schema version {version} (this build knows up to {current})")]
+    #[error(
+        "event type {event_type:?} has no schema version {version} (this build knows up to {current})"
+    )]
     UnsupportedVersion {
         event_type: String,
         version: u16,
@@ -351,7 +353,12 @@ catalogue! {
 /// Brings a payload written at `version` up to `current`, one version at a time. When a
 /// payload's shape changes, its old version gets a step here, e.g.
 /// `("segment_added", 1) => { /* rename a field */ }`; the rows in the log are never rewritten.
-fn upcast(event_type: &str, version: u16, current: u16, payload: Value) -> Result<Value, DecodeError> {
+fn upcast(
+    event_type: &str,
+    version: u16,
+    current: u16,
+    payload: Value,
+) -> Result<Value, DecodeError> {
     if version == 0 || version > current {
         return Err(DecodeError::UnsupportedVersion {
             event_type: event_type.to_owned(),
@@ -431,7 +438,10 @@ mod tests {
             "event type \"call_started\" has no schema version 9 (this build knows up to 1)"
         );
         let err = decode("call_started", 0, payload).unwrap_err();
-        assert!(matches!(err, DecodeError::UnsupportedVersion { version: 0, .. }));
+        assert!(matches!(
+            err,
+            DecodeError::UnsupportedVersion { version: 0, .. }
+        ));
         let err = decode("call_ended", 1, serde_json::json!({"reason": "exploded"})).unwrap_err();
         assert!(err.to_string().starts_with("payload of \"call_ended\" v1"));
     }

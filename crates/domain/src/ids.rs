@@ -349,10 +349,12 @@ impl FromStr for Seq {
     type Err = IdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.trim()
-            .parse::<u64>()
-            .map(Seq)
-            .map_err(|_| IdError::new("seq", format!("{:?} is not a non-negative integer", short(s))))
+        s.trim().parse::<u64>().map(Seq).map_err(|_| {
+            IdError::new(
+                "seq",
+                format!("{:?} is not a non-negative integer", short(s)),
+            )
+        })
     }
 }
 
@@ -425,7 +427,10 @@ mod tests {
     #[test]
     fn call_id_rejects_garbage_and_nil() {
         let e = "not-a-uuid".parse::<CallId>().unwrap_err();
-        assert_eq!(e.to_string(), "invalid call id: \"not-a-uuid\" is not a UUID");
+        assert_eq!(
+            e.to_string(),
+            "invalid call id: \"not-a-uuid\" is not a UUID"
+        );
         let e = "00000000-0000-0000-0000-000000000000"
             .parse::<CallId>()
             .unwrap_err();

@@ -200,7 +200,11 @@ impl CallState {
                 }
             }
             CallEvent::AlertAcknowledged(e) => {
-                if let Some(a) = self.alerts.iter_mut().find(|a| a.alert.alert_id == e.alert_id) {
+                if let Some(a) = self
+                    .alerts
+                    .iter_mut()
+                    .find(|a| a.alert.alert_id == e.alert_id)
+                {
                     a.acknowledged_by.get_or_insert_with(|| e.by.clone());
                 }
             }
@@ -255,10 +259,15 @@ impl CallState {
     }
 
     pub fn segment_index(&self, id: &SegmentId) -> Option<usize> {
-        self.segments.iter().position(|s| &s.segment.segment_id == id)
+        self.segments
+            .iter()
+            .position(|s| &s.segment.segment_id == id)
     }
 
     pub fn unacknowledged_alerts(&self) -> usize {
-        self.alerts.iter().filter(|a| a.acknowledged_by.is_none()).count()
+        self.alerts
+            .iter()
+            .filter(|a| a.acknowledged_by.is_none())
+            .count()
     }
 }

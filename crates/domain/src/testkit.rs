@@ -11,17 +11,37 @@ use crate::ids::*;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Segment { customer: bool, text: usize, is_final: bool, reuse: bool },
-    Alert { severity: u8 },
-    Complete { rule: usize },
-    Miss { rule: usize },
+    Segment {
+        customer: bool,
+        text: usize,
+        is_final: bool,
+        reuse: bool,
+    },
+    Alert {
+        severity: u8,
+    },
+    Complete {
+        rule: usize,
+    },
+    Miss {
+        rule: usize,
+    },
     Card,
     Suggest,
-    Feedback { pick: usize, accept: bool },
-    Ack { pick: usize },
+    Feedback {
+        pick: usize,
+        accept: bool,
+    },
+    Ack {
+        pick: usize,
+    },
     End,
-    Summary { disposition: u8 },
-    Override { disposition: u8 },
+    Summary {
+        disposition: u8,
+    },
+    Override {
+        disposition: u8,
+    },
 }
 
 const TEXTS: &[&str] = &[
@@ -35,7 +55,12 @@ const TEXTS: &[&str] = &[
     "okay",
 ];
 
-const RULES: &[&str] = &["greeting", "confirm-address", "recording-consent", "offer-appointment"];
+const RULES: &[&str] = &[
+    "greeting",
+    "confirm-address",
+    "recording-consent",
+    "offer-appointment",
+];
 
 const DISPOSITIONS: &[Disposition] = &[
     Disposition::Booked,
@@ -102,16 +127,26 @@ fn build(ops: Vec<Op>) -> Vec<CallEvent> {
     let mut clock = 0u64;
     for op in ops {
         match op {
-            Op::Segment { customer, text, is_final, reuse } if !ended => {
+            Op::Segment {
+                customer,
+                text,
+                is_final,
+                reuse,
+            } if !ended => {
                 // Re-send an interim segment as its final (or updated interim) version.
-                let target = segments.iter_mut().rev().find(|(_, f)| !*f).filter(|_| reuse);
+                let target = segments
+                    .iter_mut()
+                    .rev()
+                    .find(|(_, f)| !*f)
+                    .filter(|_| reuse);
                 let segment_id = match target {
                     Some((id, f)) => {
                         *f = is_final;
                         id.clone()
                     }
                     None => {
-                        let id = SegmentId::parse(format!("seg-{}", segments.len() + 1)).expect("valid");
+                        let id =
+                            SegmentId::parse(format!("seg-{}", segments.len() + 1)).expect("valid");
                         segments.push((id.clone(), is_final));
                         id
                     }
@@ -120,14 +155,22 @@ fn build(ops: Vec<Op>) -> Vec<CallEvent> {
                 let redactions = match text.find("[PHONE]") {
                     Some(byte) => {
                         let start = text[..byte].chars().count() as u32;
-                        vec![Redaction { kind: PiiKind::Phone, start, end: start + 7 }]
+                        vec![Redaction {
+                            kind: PiiKind::Phone,
+                            start,
+                            end: start + 7,
+                        }]
                     }
                     None => vec![],
                 };
                 clock += 1_500;
                 out.push(CallEvent::SegmentAdded(SegmentAdded {
                     segment_id,
-                    speaker: if customer { Speaker::Customer } else { Speaker::Agent },
+                    speaker: if customer {
+                        Speaker::Customer
+                    } else {
+                        Speaker::Agent
+                    },
                     text,
                     start_ms: clock,
                     end_ms: clock + 1_200,
@@ -142,7 +185,8 @@ fn build(ops: Vec<Op>) -> Vec<CallEvent> {
                 out.push(CallEvent::AlertRaised(AlertRaised {
                     alert_id,
                     rule: rule("no-guarantee"),
-                    severity: [Severity::Info, Severity::Warning, Severity::Critical][severity as usize],
+                    severity: [Severity::Info, Severity::Warning, Severity::Critical]
+                        [severity as usize],
                     message: "Do not guarantee outcomes".into(),
                     correction: Some("We'll do everything we can to fix it today.".into()),
                     segment_id: segments.last().map(|(id, _)| id.clone()),
@@ -158,7 +202,11 @@ fn build(ops: Vec<Op>) -> Vec<CallEvent> {
             }
             Op::Miss { rule: r } => out.push(CallEvent::ChecklistItemMissed(ChecklistItemMissed {
                 item: rule(RULES[r]),
-                reason: if ended { MissReason::CallEnded } else { MissReason::Deadline { after_ms: 30_000 } },
+                reason: if ended {
+                    MissReason::CallEnded
+                } else {
+                    MissReason::Deadline { after_ms: 30_000 }
+                },
             })),
             Op::Card if !ended => out.push(CallEvent::GuidanceCardShown(GuidanceCardShown {
                 card_id: CardId::new(),
@@ -187,7 +235,11 @@ fn build(ops: Vec<Op>) -> Vec<CallEvent> {
                     suggestions[i].1 = true;
                     out.push(CallEvent::SuggestionFeedback(SuggestionFeedback {
                         suggestion_id: suggestions[i].0,
-                        verdict: if accept { Verdict::Accepted } else { Verdict::Dismissed },
+                        verdict: if accept {
+                            Verdict::Accepted
+                        } else {
+                            Verdict::Dismissed
+                        },
                         by: actor(),
                     }));
                 }

@@ -1,0 +1,491 @@
+//! PostgreSQL implementation of [`EventStore`].
+//!
+//! Appends are serialized with a transaction-scoped advisory lock taken before any position
+//! is drawn from the identity sequence, so positions commit in increasing order on every
+//! node sharing the database and `position > checkpoint` readers never skip a late commit.
+//! Within a process, one committer task groups concurrent appends into one transaction (one
+//! lock, one WAL flush) to keep throughput high. Each committed transaction sends one
+//! `NOTIFY call_events` per call it touched, carrying only `{node, call, seq, position}`:
+//! other nodes' listeners turn it into a local [`Wakeup`] and read the rows themselves.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::{CallId, EventId, GlobalPosition, NewEvent, RecordedEvent, Seq, TenantId};
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Row, Transaction};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::batch::{self, AppendRequest, Committer, Head, Plan, Stored};
+use crate::row::{RawEvent, to_i64};
+use crate::{AppendOutcome, EventStore, ExpectedVersion, StoreConfig, StoreError, Wakeup};
+
+/// The advisory lock key that serializes appends ("earshot" + 1 in ASCII).
+const APPEND_LOCK: i64 = 0x6561_7273_686f_7401;
+const CHANNEL: &str = "call_events";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub struct PgEventStore {
+    pool: PgPool,
+    queue: mpsc::Sender<AppendRequest>,
+    wakeups: broadcast::Sender<Wakeup>,
+    config: StoreConfig,
+    listener: JoinHandle<()>,
+}
+
+impl PgEventStore {
+    /// Connects, runs the embedded migrations (safe to race: sqlx takes its own lock) and
+    /// starts the committer and the notification listener.
+    pub async fn connect(url: &str, config: StoreConfig) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections.max(2))
+            .connect(url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        let (wakeups, _) = broadcast::channel(4_096);
+        let (queue, rx) = mpsc::channel(4_096);
+        let node = Uuid::new_v4();
+        let committer = PgCommitter {
+            pool: pool.clone(),
+            node,
+        };
+        tokio::spawn(batch::run_committer(
+            committer,
+            rx,
+            config.max_batch_events.max(1),
+            wakeups.clone(),
+        ));
+        let listener = tokio::spawn(listen(pool.clone(), node, wakeups.clone()));
+        Ok(Self {
+            pool,
+            queue,
+            wakeups,
+            config,
+            listener,
+        })
+    }
+
+    /// The pool, for tests that must show what the database itself refuses.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+impl Drop for PgEventStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Notice {
+    node: Uuid,
+    call: Uuid,
+    seq: u64,
+    position: u64,
+}
+
+/// Relays other nodes' NOTIFYs as local wake-ups. When the connection drops, sqlx
+/// reconnects; notifications sent meanwhile are lost, so consumers are told to re-read.
+async fn listen(pool: PgPool, node: Uuid, wakeups: broadcast::Sender<Wakeup>) {
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot connect the call_events listener; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANNEL).await {
+            tracing::warn!(error = %e, "LISTEN call_events failed; retrying");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        }
+        let _ = wakeups.send(Wakeup::Resync);
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) => match serde_json::from_str::<Notice>(n.payload()) {
+                    Ok(notice) if notice.node != node => {
+                        if let Ok(call_id) = CallId::from_uuid(notice.call) {
+                            let _ = wakeups.send(Wakeup::Appended {
+                                call_id,
+                                seq: Seq::new(notice.seq),
+                                position: GlobalPosition::new(notice.position),
+                            });
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "ignoring a malformed call_events notice"),
+                },
+                // The connection was lost and re-established: notices may be gone.
+                Ok(None) => {
+                    let _ = wakeups.send(Wakeup::Resync);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "call_events listener failed; reconnecting");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+struct PgCommitter {
+    pool: PgPool,
+    node: Uuid,
+}
+
+#[async_trait]
+impl Committer for PgCommitter {
+    async fn commit(
+        &mut self,
+        batch: &[AppendRequest],
+    ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(APPEND_LOCK)
+            .execute(&mut *tx)
+            .await?;
+
+        let mut call_ids: Vec<Uuid> = batch.iter().map(|r| r.call_id.as_uuid()).collect();
+        call_ids.sort_unstable();
+        call_ids.dedup();
+        let heads = read_heads(&mut tx, &call_ids).await?;
+        let event_ids: Vec<Uuid> = batch
+            .iter()
+            .flat_map(|r| r.events.iter().map(|e| e.event_id.as_uuid()))
+            .collect();
+        let stored = read_stored(&mut tx, &event_ids).await?;
+        let plans = batch::plan(batch, &heads, &stored);
+
+        let now: DateTime<Utc> = Utc::now();
+        let mut cols = Columns::default();
+        for (r, p) in batch.iter().zip(&plans) {
+            if let Plan::Insert { first_seq } = p {
+                for (i, e) in r.events.iter().enumerate() {
+                    cols.event_id.push(e.event_id.as_uuid());
+                    cols.tenant.push(r.tenant.as_str().to_owned());
+                    cols.call_id.push(r.call_id.as_uuid());
+                    cols.seq.push(to_i64(first_seq.get() + i as u64));
+                    cols.event_type.push(e.event_type.to_owned());
+                    cols.schema_version.push(e.schema_version as i16);
+                    cols.payload.push(e.payload.clone());
+                    cols.trace_id
+                        .push(e.trace_id.as_ref().map(|t| t.as_str().to_owned()));
+                    cols.causation_id.push(e.causation_id.map(|c| c.as_uuid()));
+                    cols.correlation_id
+                        .push(e.correlation_id.map(|c| c.as_uuid()));
+                }
+            }
+        }
+        let mut positions: HashMap<Uuid, i64> = HashMap::with_capacity(cols.event_id.len());
+        if !cols.event_id.is_empty() {
+            // One statement for the whole batch; WITH ORDINALITY + ORDER BY makes the
+            // identity values follow the order of the arrays, i.e. seq order within a call.
+            let rows = sqlx::query(
+                "INSERT INTO call_events (event_id, tenant_id, call_id, seq, event_type, \
+                     schema_version, payload, trace_id, causation_id, correlation_id, recorded_at) \
+                 SELECT u.event_id, u.tenant_id, u.call_id, u.seq, u.event_type, \
+                     u.schema_version, u.payload::jsonb, u.trace_id, u.causation_id, u.correlation_id, $11 \
+                 FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::int8[], $5::text[], \
+                     $6::int2[], $7::text[], $8::text[], $9::uuid[], $10::uuid[]) \
+                     WITH ORDINALITY AS u(event_id, tenant_id, call_id, seq, event_type, \
+                     schema_version, payload, trace_id, causation_id, correlation_id, ord) \
+                 ORDER BY u.ord \
+                 RETURNING event_id, position",
+            )
+            .bind(&cols.event_id)
+            .bind(&cols.tenant)
+            .bind(&cols.call_id)
+            .bind(&cols.seq)
+            .bind(&cols.event_type)
+            .bind(&cols.schema_version)
+            .bind(&cols.payload)
+            .bind(&cols.trace_id)
+            .bind(&cols.causation_id)
+            .bind(&cols.correlation_id)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_insert_error)?;
+            for row in rows {
+                positions.insert(row.try_get("event_id")?, row.try_get("position")?);
+            }
+        }
+
+        let answers: Vec<Result<AppendOutcome, StoreError>> = batch
+            .iter()
+            .zip(plans)
+            .map(|(r, p)| match p {
+                Plan::Answer(a) => a,
+                Plan::Insert { first_seq } => {
+                    let mut out = Vec::with_capacity(r.events.len());
+                    for (i, e) in r.events.iter().enumerate() {
+                        let pos = positions.get(&e.event_id.as_uuid()).ok_or_else(|| {
+                            StoreError::Corrupt(format!(
+                                "insert returned no position for {}",
+                                e.event_id
+                            ))
+                        })?;
+                        out.push((
+                            Seq::new(first_seq.get() + i as u64),
+                            GlobalPosition::new(*pos as u64),
+                        ));
+                    }
+                    Ok(AppendOutcome {
+                        call_id: r.call_id,
+                        positions: out,
+                        deduplicated: false,
+                    })
+                }
+            })
+            .collect();
+
+        let notices: Vec<String> = answers
+            .iter()
+            .filter_map(|a| a.as_ref().ok().filter(|o| !o.deduplicated))
+            .map(|o| {
+                serde_json::to_string(&Notice {
+                    node: self.node,
+                    call: o.call_id.as_uuid(),
+                    seq: o.last_seq().get(),
+                    position: o.last_position().get(),
+                })
+                .expect("a notice always serializes")
+            })
+            .collect();
+        if !notices.is_empty() {
+            sqlx::query("SELECT pg_notify($1, n) FROM UNNEST($2::text[]) AS n")
+                .bind(CHANNEL)
+                .bind(&notices)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(answers)
+    }
+}
+
+#[derive(Default)]
+struct Columns {
+    event_id: Vec<Uuid>,
+    tenant: Vec<String>,
+    call_id: Vec<Uuid>,
+    seq: Vec<i64>,
+    event_type: Vec<String>,
+    schema_version: Vec<i16>,
+    payload: Vec<String>,
+    trace_id: Vec<Option<String>>,
+    causation_id: Vec<Option<Uuid>>,
+    correlation_id: Vec<Option<Uuid>>,
+}
+
+async fn read_heads(
+    tx: &mut Transaction<'_, Postgres>,
+    call_ids: &[Uuid],
+) -> Result<HashMap<CallId, Head>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT c.call_id, h.seq, h.tenant_id \
+         FROM UNNEST($1::uuid[]) AS c(call_id) \
+         CROSS JOIN LATERAL ( \
+             SELECT seq, tenant_id FROM call_events e \
+             WHERE e.call_id = c.call_id ORDER BY seq DESC LIMIT 1) h",
+    )
+    .bind(call_ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut heads = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let call_id = CallId::from_uuid(row.try_get("call_id")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let seq: i64 = row.try_get("seq")?;
+        let tenant: String = row.try_get("tenant_id")?;
+        heads.insert(
+            call_id,
+            Head {
+                version: Seq::new(seq as u64),
+                tenant: TenantId::parse(tenant).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            },
+        );
+    }
+    Ok(heads)
+}
+
+async fn read_stored(
+    tx: &mut Transaction<'_, Postgres>,
+    event_ids: &[Uuid],
+) -> Result<HashMap<EventId, Stored>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT event_id, call_id, seq, position FROM call_events WHERE event_id = ANY($1)",
+    )
+    .bind(event_ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut stored = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let corrupt = |e: domain::IdError| StoreError::Corrupt(e.to_string());
+        let event_id = EventId::from_uuid(row.try_get("event_id")?).map_err(corrupt)?;
+        stored.insert(
+            event_id,
+            Stored {
+                call_id: CallId::from_uuid(row.try_get("call_id")?).map_err(corrupt)?,
+                seq: Seq::new(row.try_get::<i64, _>("seq")? as u64),
+                position: GlobalPosition::new(row.try_get::<i64, _>("position")? as u64),
+            },
+        );
+    }
+    Ok(stored)
+}
+
+/// Under the append lock these constraints cannot fire; if they do, a writer bypassed the
+/// store. Name what happened instead of passing on a bare database error.
+fn map_insert_error(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        match db.constraint() {
+            Some("call_events_call_seq_key") => {
+                return StoreError::InvalidAppend(
+                    "another writer appended to the stream outside the store's lock".into(),
+                );
+            }
+            Some("call_events_event_id_key") => {
+                return StoreError::InvalidAppend(
+                    "an event id was inserted concurrently outside the store's lock".into(),
+                );
+            }
+            _ => {}
+        }
+    }
+    StoreError::Database(e)
+}
+
+const SELECT_EVENTS: &str = "SELECT position, event_id, tenant_id, call_id, seq, event_type, \
+     schema_version, payload, trace_id, causation_id, correlation_id, recorded_at FROM call_events";
+
+fn raw(row: &sqlx::postgres::PgRow) -> Result<RawEvent, sqlx::Error> {
+    Ok(RawEvent {
+        position: row.try_get("position")?,
+        event_id: row.try_get("event_id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        call_id: row.try_get("call_id")?,
+        seq: row.try_get("seq")?,
+        event_type: row.try_get("event_type")?,
+        schema_version: row.try_get::<i16, _>("schema_version")?.into(),
+        payload: row.try_get("payload")?,
+        trace_id: row.try_get("trace_id")?,
+        causation_id: row.try_get("causation_id")?,
+        correlation_id: row.try_get("correlation_id")?,
+        recorded_at: row.try_get("recorded_at")?,
+    })
+}
+
+fn decode_rows(rows: Vec<sqlx::postgres::PgRow>) -> Result<Vec<RecordedEvent>, StoreError> {
+    rows.iter().map(|r| raw(r)?.into_recorded()).collect()
+}
+
+#[async_trait]
+impl EventStore for PgEventStore {
+    #[tracing::instrument(skip_all, fields(call_id = %call_id, events = events.len()))]
+    async fn append(
+        &self,
+        call_id: CallId,
+        tenant: &TenantId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let prepared = batch::prepare(events, &self.config)?;
+        batch::submit(&self.queue, call_id, tenant, expected, prepared).await
+    }
+
+    async fn read_stream(
+        &self,
+        call_id: CallId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_EVENTS} WHERE call_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        ))
+        .bind(call_id.as_uuid())
+        .bind(to_i64(after.get()))
+        .bind(to_i64(limit as u64))
+        .fetch_all(&self.pool)
+        .await?;
+        decode_rows(rows)
+    }
+
+    async fn read_all(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_EVENTS} WHERE position > $1 ORDER BY position LIMIT $2"
+        ))
+        .bind(to_i64(after.get()))
+        .bind(to_i64(limit as u64))
+        .fetch_all(&self.pool)
+        .await?;
+        decode_rows(rows)
+    }
+
+    async fn stream_version(&self, call_id: CallId) -> Result<Seq, StoreError> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT max(seq) FROM call_events WHERE call_id = $1")
+                .bind(call_id.as_uuid())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Seq::new(v.unwrap_or(0) as u64))
+    }
+
+    async fn head(&self) -> Result<GlobalPosition, StoreError> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM call_events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(GlobalPosition::new(v.unwrap_or(0) as u64))
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Wakeup> {
+        self.wakeups.subscribe()
+    }
+
+    async fn load_checkpoint(&self, consumer: &str) -> Result<GlobalPosition, StoreError> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM consumer_checkpoints WHERE consumer = $1")
+                .bind(consumer)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(GlobalPosition::new(v.unwrap_or(0) as u64))
+    }
+
+    async fn save_checkpoint(
+        &self,
+        consumer: &str,
+        position: GlobalPosition,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO consumer_checkpoints (consumer, position, updated_at) VALUES ($1, $2, now()) \
+             ON CONFLICT (consumer) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
+        )
+        .bind(consumer)
+        .bind(to_i64(position.get()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+}

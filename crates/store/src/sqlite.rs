@@ -1,0 +1,347 @@
+//! SQLite implementation of [`EventStore`]: the embedded default, one file in WAL mode.
+//!
+//! Readers use a pool; all appends go through one committer task holding one write
+//! connection, and each batch runs in `BEGIN IMMEDIATE`, which takes SQLite's write lock at
+//! once. So appends are serialized — within a process by the committer, across processes by
+//! the lock — and `AUTOINCREMENT` positions commit in increasing order. `synchronous = FULL`
+//! makes a commit durable when `append` returns. Wake-ups are local to the process: SQLite
+//! is the single-node store.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::{CallId, GlobalPosition, NewEvent, RecordedEvent, Seq, TenantId};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Row};
+use tokio::sync::{broadcast, mpsc};
+use uuid::Uuid;
+
+use crate::batch::{self, AppendRequest, Committer, Head, Plan, Stored};
+use crate::row::{RawEvent, to_i64};
+use crate::{AppendOutcome, EventStore, ExpectedVersion, StoreConfig, StoreError, Wakeup};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteEventStore {
+    pool: SqlitePool,
+    queue: mpsc::Sender<AppendRequest>,
+    wakeups: broadcast::Sender<Wakeup>,
+    config: StoreConfig,
+}
+
+impl SqliteEventStore {
+    /// Opens (creating if missing) and migrates the database at `url` (`sqlite://PATH`).
+    pub async fn open(url: &str, config: StoreConfig) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(config.max_connections.max(1))
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        let writer = options.connect().await?;
+        let (wakeups, _) = broadcast::channel(4_096);
+        let (queue, rx) = mpsc::channel(4_096);
+        tokio::spawn(batch::run_committer(
+            SqliteCommitter { conn: writer },
+            rx,
+            config.max_batch_events.max(1),
+            wakeups.clone(),
+        ));
+        Ok(Self {
+            pool,
+            queue,
+            wakeups,
+            config,
+        })
+    }
+
+    /// The read pool, for tests that must show what the database itself refuses.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+struct SqliteCommitter {
+    conn: SqliteConnection,
+}
+
+impl SqliteCommitter {
+    async fn write(
+        &mut self,
+        batch: &[AppendRequest],
+    ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+        let conn = &mut self.conn;
+        let mut heads = HashMap::new();
+        for r in batch {
+            if heads.contains_key(&r.call_id) {
+                continue;
+            }
+            let row = sqlx::query(
+                "SELECT seq, tenant_id FROM call_events WHERE call_id = ? ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(r.call_id.as_uuid().hyphenated().to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(row) = row {
+                let tenant: String = row.try_get("tenant_id")?;
+                heads.insert(
+                    r.call_id,
+                    Head {
+                        version: Seq::new(row.try_get::<i64, _>("seq")? as u64),
+                        tenant: TenantId::parse(tenant)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    },
+                );
+            }
+        }
+        let mut stored = HashMap::new();
+        for e in batch.iter().flat_map(|r| &r.events) {
+            let row =
+                sqlx::query("SELECT call_id, seq, position FROM call_events WHERE event_id = ?")
+                    .bind(e.event_id.as_uuid().hyphenated().to_string())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            if let Some(row) = row {
+                stored.insert(
+                    e.event_id,
+                    Stored {
+                        call_id: parse_id(&row, "call_id", CallId::from_uuid)?,
+                        seq: Seq::new(row.try_get::<i64, _>("seq")? as u64),
+                        position: GlobalPosition::new(row.try_get::<i64, _>("position")? as u64),
+                    },
+                );
+            }
+        }
+
+        let plans = batch::plan(batch, &heads, &stored);
+        let now: DateTime<Utc> = Utc::now();
+        let mut answers = Vec::with_capacity(batch.len());
+        for (r, p) in batch.iter().zip(plans) {
+            let first_seq = match p {
+                Plan::Answer(a) => {
+                    answers.push(a);
+                    continue;
+                }
+                Plan::Insert { first_seq } => first_seq,
+            };
+            let mut positions = Vec::with_capacity(r.events.len());
+            for (i, e) in r.events.iter().enumerate() {
+                let seq = Seq::new(first_seq.get() + i as u64);
+                let position: i64 = sqlx::query_scalar(
+                    "INSERT INTO call_events (event_id, tenant_id, call_id, seq, event_type, \
+                         schema_version, payload, trace_id, causation_id, correlation_id, recorded_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
+                )
+                .bind(e.event_id.as_uuid().hyphenated().to_string())
+                .bind(r.tenant.as_str())
+                .bind(r.call_id.as_uuid().hyphenated().to_string())
+                .bind(to_i64(seq.get()))
+                .bind(e.event_type)
+                .bind(i64::from(e.schema_version))
+                .bind(&e.payload)
+                .bind(e.trace_id.as_ref().map(|t| t.as_str()))
+                .bind(e.causation_id.map(|c| c.as_uuid().hyphenated().to_string()))
+                .bind(e.correlation_id.map(|c| c.as_uuid().hyphenated().to_string()))
+                .bind(now)
+                .fetch_one(&mut *conn)
+                .await?;
+                positions.push((seq, GlobalPosition::new(position as u64)));
+            }
+            answers.push(Ok(AppendOutcome {
+                call_id: r.call_id,
+                positions,
+                deduplicated: false,
+            }));
+        }
+        Ok(answers)
+    }
+}
+
+#[async_trait]
+impl Committer for SqliteCommitter {
+    async fn commit(
+        &mut self,
+        batch: &[AppendRequest],
+    ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut self.conn)
+            .await?;
+        match self.write(batch).await {
+            Ok(answers) => {
+                sqlx::query("COMMIT").execute(&mut self.conn).await?;
+                Ok(answers)
+            }
+            Err(e) => {
+                if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut self.conn).await {
+                    tracing::error!(error = %rollback, "ROLLBACK failed after a failed append");
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+fn parse_id<T>(
+    row: &SqliteRow,
+    column: &str,
+    make: fn(Uuid) -> Result<T, domain::IdError>,
+) -> Result<T, StoreError> {
+    let text: String = row.try_get(column)?;
+    let uuid = Uuid::parse_str(&text)
+        .map_err(|_| StoreError::Corrupt(format!("{column} {text:?} is not a UUID")))?;
+    make(uuid).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn parse_opt_uuid(row: &SqliteRow, column: &str) -> Result<Option<Uuid>, StoreError> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|t| {
+        Uuid::parse_str(&t)
+            .map_err(|_| StoreError::Corrupt(format!("{column} {t:?} is not a UUID")))
+    })
+    .transpose()
+}
+
+fn raw(row: &SqliteRow) -> Result<RawEvent, StoreError> {
+    let payload: String = row.try_get("payload")?;
+    let event_id: String = row.try_get("event_id")?;
+    let event_uuid = Uuid::parse_str(&event_id)
+        .map_err(|_| StoreError::Corrupt(format!("event_id {event_id:?} is not a UUID")))?;
+    Ok(RawEvent {
+        position: row.try_get("position")?,
+        event_id: event_uuid,
+        tenant_id: row.try_get("tenant_id")?,
+        call_id: parse_id(row, "call_id", Ok)?,
+        seq: row.try_get("seq")?,
+        event_type: row.try_get("event_type")?,
+        schema_version: row.try_get("schema_version")?,
+        payload: serde_json::from_str(&payload).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "event {event_id} has a payload that is not JSON: {e}"
+            ))
+        })?,
+        trace_id: row.try_get("trace_id")?,
+        causation_id: parse_opt_uuid(row, "causation_id")?,
+        correlation_id: parse_opt_uuid(row, "correlation_id")?,
+        recorded_at: row.try_get("recorded_at")?,
+    })
+}
+
+fn decode_rows(rows: Vec<SqliteRow>) -> Result<Vec<RecordedEvent>, StoreError> {
+    rows.iter().map(|r| raw(r)?.into_recorded()).collect()
+}
+
+const SELECT_EVENTS: &str = "SELECT position, event_id, tenant_id, call_id, seq, event_type, \
+     schema_version, payload, trace_id, causation_id, correlation_id, recorded_at FROM call_events";
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    #[tracing::instrument(skip_all, fields(call_id = %call_id, events = events.len()))]
+    async fn append(
+        &self,
+        call_id: CallId,
+        tenant: &TenantId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let prepared = batch::prepare(events, &self.config)?;
+        batch::submit(&self.queue, call_id, tenant, expected, prepared).await
+    }
+
+    async fn read_stream(
+        &self,
+        call_id: CallId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_EVENTS} WHERE call_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(call_id.as_uuid().hyphenated().to_string())
+        .bind(to_i64(after.get()))
+        .bind(to_i64(limit as u64))
+        .fetch_all(&self.pool)
+        .await?;
+        decode_rows(rows)
+    }
+
+    async fn read_all(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_EVENTS} WHERE position > ? ORDER BY position LIMIT ?"
+        ))
+        .bind(to_i64(after.get()))
+        .bind(to_i64(limit as u64))
+        .fetch_all(&self.pool)
+        .await?;
+        decode_rows(rows)
+    }
+
+    async fn stream_version(&self, call_id: CallId) -> Result<Seq, StoreError> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT max(seq) FROM call_events WHERE call_id = ?")
+                .bind(call_id.as_uuid().hyphenated().to_string())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Seq::new(v.unwrap_or(0) as u64))
+    }
+
+    async fn head(&self) -> Result<GlobalPosition, StoreError> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM call_events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(GlobalPosition::new(v.unwrap_or(0) as u64))
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Wakeup> {
+        self.wakeups.subscribe()
+    }
+
+    async fn load_checkpoint(&self, consumer: &str) -> Result<GlobalPosition, StoreError> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM consumer_checkpoints WHERE consumer = ?")
+                .bind(consumer)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(GlobalPosition::new(v.unwrap_or(0) as u64))
+    }
+
+    async fn save_checkpoint(
+        &self,
+        consumer: &str,
+        position: GlobalPosition,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO consumer_checkpoints (consumer, position, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (consumer) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+        )
+        .bind(consumer)
+        .bind(to_i64(position.get()))
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}

@@ -1,0 +1,139 @@
+//! What each database itself refuses, whoever asks: the log is append-only below the store
+//! code too. And a row this build cannot decode is an error naming the event, not a panic.
+
+use domain::{CallId, EventId, Seq};
+use store::testkit::PgTestDb;
+use store::{EventStore, ExpectedVersion, PgEventStore, SqliteEventStore, StoreConfig, StoreError};
+
+use crate::fixtures::{started, tenant};
+
+#[tokio::test]
+async fn postgres_refuses_update_delete_and_truncate() {
+    let Some(db) = PgTestDb::create("postgres_refuses_update_delete_and_truncate").await else {
+        return;
+    };
+    let store = PgEventStore::connect(&db.url, StoreConfig::default())
+        .await
+        .unwrap();
+    let call = CallId::new();
+    store
+        .append(call, &tenant(), ExpectedVersion::Any, vec![started()])
+        .await
+        .unwrap();
+    for sql in [
+        "UPDATE call_events SET event_type = 'call_ended'",
+        "DELETE FROM call_events",
+        "TRUNCATE call_events",
+        "TRUNCATE call_events CASCADE",
+    ] {
+        let err = sqlx::query(sql).execute(store.pool()).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("call_events is append-only"), "{sql}: {msg}");
+    }
+    assert_eq!(store.stream_version(call).await.unwrap(), Seq::new(1));
+    drop(store);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn sqlite_refuses_update_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("e.db").display());
+    let store = SqliteEventStore::open(&url, StoreConfig::default())
+        .await
+        .unwrap();
+    let call = CallId::new();
+    store
+        .append(call, &tenant(), ExpectedVersion::Any, vec![started()])
+        .await
+        .unwrap();
+    for sql in [
+        "UPDATE call_events SET event_type = 'call_ended'",
+        "DELETE FROM call_events",
+        "DELETE FROM call_events WHERE seq = 1",
+    ] {
+        let err = sqlx::query(sql).execute(store.pool()).await.unwrap_err();
+        assert!(
+            err.to_string().contains("call_events is append-only"),
+            "{sql}: {err}"
+        );
+    }
+    assert_eq!(store.stream_version(call).await.unwrap(), Seq::new(1));
+}
+
+/// Rows written by a newer build (an unknown type, a newer schema version) or damaged by
+/// hand: reads fail with an error that names the event, and other calls still read.
+async fn undecodable(store: &dyn EventStore, insert: impl AsyncFn(EventId, CallId, &str, i64)) {
+    let good = CallId::new();
+    store
+        .append(good, &tenant(), ExpectedVersion::Any, vec![started()])
+        .await
+        .unwrap();
+    for (event_type, version) in [("call_teleported", 1), ("call_started", 7)] {
+        let id = EventId::new();
+        let call = CallId::new();
+        insert(id, call, event_type, version).await;
+        let err = store.read_stream(call, Seq::ZERO, 10).await.unwrap_err();
+        match &err {
+            StoreError::Decode { event_id, .. } => assert_eq!(*event_id, id),
+            other => panic!("expected a decode error, got {other:?}"),
+        }
+        assert!(err.to_string().contains(&id.to_string()));
+        assert!(err.to_string().contains(event_type), "{err}");
+    }
+    assert_eq!(
+        store.read_stream(good, Seq::ZERO, 10).await.unwrap().len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn postgres_undecodable_rows_are_named_errors() {
+    let Some(db) = PgTestDb::create("postgres_undecodable_rows_are_named_errors").await else {
+        return;
+    };
+    let store = PgEventStore::connect(&db.url, StoreConfig::default())
+        .await
+        .unwrap();
+    let pool = store.pool().clone();
+    let insert = async |id: EventId, call: CallId, ty: &str, v: i64| {
+        sqlx::query(
+            "INSERT INTO call_events (event_id, tenant_id, call_id, seq, event_type, schema_version, payload, recorded_at) \
+             VALUES ($1, 'acme-hvac', $2, 1, $3, $4, '{}', now())",
+        )
+        .bind(id.as_uuid())
+        .bind(call.as_uuid())
+        .bind(ty)
+        .bind(v as i16)
+        .execute(&pool)
+        .await
+        .unwrap();
+    };
+    undecodable(&store, insert).await;
+    drop(store);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn sqlite_undecodable_rows_are_named_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("e.db").display());
+    let store = SqliteEventStore::open(&url, StoreConfig::default())
+        .await
+        .unwrap();
+    let pool = store.pool().clone();
+    let insert = async |id: EventId, call: CallId, ty: &str, v: i64| {
+        sqlx::query(
+            "INSERT INTO call_events (event_id, tenant_id, call_id, seq, event_type, schema_version, payload, recorded_at) \
+             VALUES (?, 'acme-hvac', ?, 1, ?, ?, '{}', '2026-01-01T00:00:00Z')",
+        )
+        .bind(id.to_string())
+        .bind(call.to_string())
+        .bind(ty)
+        .bind(v)
+        .execute(&pool)
+        .await
+        .unwrap();
+    };
+    undecodable(&store, insert).await;
+}

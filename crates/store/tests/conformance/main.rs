@@ -1,0 +1,111 @@
+//! One conformance suite, run against every `EventStore` implementation: each case in
+//! `suite.rs` runs once on SQLite (a temp file) and once on Postgres (a fresh database).
+//! Backend-specific checks (what the database itself refuses) are in `backend.rs`.
+
+mod backend;
+mod fixtures;
+mod suite;
+
+use std::sync::Arc;
+
+use store::testkit::PgTestDb;
+use store::{EventStore, PgEventStore, SqliteEventStore, StoreConfig};
+
+/// Two store instances on one database, as two server nodes would have.
+pub struct Harness {
+    pub store: Arc<dyn EventStore>,
+    pub other_node: Arc<dyn EventStore>,
+    db: Option<PgTestDb>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Harness {
+    pub async fn sqlite() -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("events.db").display());
+        let store = SqliteEventStore::open(&url, StoreConfig::default())
+            .await
+            .expect("open sqlite");
+        let other = SqliteEventStore::open(&url, StoreConfig::default())
+            .await
+            .expect("open sqlite twice");
+        Harness {
+            store: Arc::new(store),
+            other_node: Arc::new(other),
+            db: None,
+            _dir: Some(dir),
+        }
+    }
+
+    pub async fn postgres(test: &str) -> Option<Harness> {
+        let db = PgTestDb::create(test).await?;
+        let store = PgEventStore::connect(&db.url, StoreConfig::default())
+            .await
+            .expect("connect postgres");
+        let other = PgEventStore::connect(&db.url, StoreConfig::default())
+            .await
+            .expect("connect postgres twice");
+        Some(Harness {
+            store: Arc::new(store),
+            other_node: Arc::new(other),
+            db: Some(db),
+            _dir: None,
+        })
+    }
+
+    pub async fn finish(self) {
+        let Harness {
+            store,
+            other_node,
+            db,
+            ..
+        } = self;
+        drop(store);
+        drop(other_node);
+        if let Some(db) = db {
+            db.drop_db().await;
+        }
+    }
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let h = crate::Harness::sqlite().await;
+                    crate::suite::$case(&h).await;
+                    h.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(h) = crate::Harness::postgres(concat!("postgres::", stringify!($case))).await else {
+                        return;
+                    };
+                    crate::suite::$case(&h).await;
+                    h.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    append_and_read_back,
+    wrong_expected_version_is_a_conflict,
+    idempotent_retry_returns_original_positions,
+    partial_or_foreign_retry_is_refused,
+    racing_retries_write_once,
+    read_ordering_and_paging,
+    read_all_from_a_checkpoint,
+    other_tenant_cannot_append,
+    bad_appends_write_nothing,
+    wakeups_follow_commits,
+    state_rebuilt_at_any_seq,
+    concurrent_writers_and_a_tailing_consumer,
+);

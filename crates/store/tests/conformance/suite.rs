@@ -1,0 +1,614 @@
+//! The cases every `EventStore` must pass.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::testkit;
+use domain::{
+    CallId, CallState, CorrelationId, EventId, GlobalPosition, NewEvent, Seq, TenantId, TraceId,
+};
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::TestRunner;
+use store::{EventStore, ExpectedVersion, StoreError, Wakeup};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::Harness;
+use crate::fixtures::{alert, segment, started, tenant};
+
+const ANY: ExpectedVersion = ExpectedVersion::Any;
+
+fn exact(n: u64) -> ExpectedVersion {
+    ExpectedVersion::Exact(Seq::new(n))
+}
+
+pub async fn append_and_read_back(h: &Harness) {
+    let s = &h.store;
+    let call = CallId::new();
+    let trace = TraceId::parse("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+    let correlation = CorrelationId::new();
+    let first = started()
+        .with_trace(Some(trace.clone()))
+        .correlated(correlation);
+    let cause = first.event_id;
+    let events = vec![
+        first,
+        segment(1, "my ac stopped cooling").correlated(correlation),
+        alert().caused_by(cause),
+    ];
+    let out = s
+        .append(call, &tenant(), exact(0), events.clone())
+        .await
+        .unwrap();
+    assert!(!out.deduplicated);
+    assert_eq!(
+        out.positions.iter().map(|p| p.0.get()).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert!(out.positions.windows(2).all(|w| w[0].1 < w[1].1));
+
+    let read = s.read_stream(call, Seq::ZERO, 100).await.unwrap();
+    assert_eq!(read.len(), 3);
+    for ((got, want), (seq, pos)) in read.iter().zip(&events).zip(&out.positions) {
+        assert_eq!(got.event, want.event);
+        assert_eq!(got.meta.event_id, want.event_id);
+        assert_eq!(got.meta.seq, *seq);
+        assert_eq!(got.meta.global_position, *pos);
+        assert_eq!(got.meta.call_id, call);
+        assert_eq!(got.meta.tenant, tenant());
+        assert_eq!(got.meta.schema_version, 1);
+    }
+    assert_eq!(read[0].meta.trace_id, Some(trace));
+    assert_eq!(read[0].meta.correlation_id, Some(correlation));
+    assert_eq!(read[1].meta.correlation_id, Some(correlation));
+    assert_eq!(read[1].meta.trace_id, None);
+    assert_eq!(read[2].meta.causation_id, Some(cause));
+    let age = chrono::Utc::now() - read[0].meta.recorded_at;
+    assert!(
+        age.num_seconds().abs() < 60,
+        "recorded_at is now-ish: {age}"
+    );
+
+    assert_eq!(s.stream_version(call).await.unwrap(), Seq::new(3));
+    assert_eq!(s.stream_version(CallId::new()).await.unwrap(), Seq::ZERO);
+    assert_eq!(s.head().await.unwrap(), out.last_position());
+    // The other node sees the same log.
+    assert_eq!(
+        h.other_node
+            .read_stream(call, Seq::ZERO, 100)
+            .await
+            .unwrap(),
+        read
+    );
+}
+
+pub async fn wrong_expected_version_is_a_conflict(h: &Harness) {
+    let s = &h.store;
+    let call = CallId::new();
+    s.append(call, &tenant(), exact(0), vec![started()])
+        .await
+        .unwrap();
+    s.append(call, &tenant(), exact(1), vec![segment(1, "hello")])
+        .await
+        .unwrap();
+
+    for expected in [0, 1, 5] {
+        let err = s
+            .append(call, &tenant(), exact(expected), vec![segment(9, "late")])
+            .await
+            .unwrap_err();
+        match err {
+            StoreError::Conflict {
+                call_id,
+                expected: e,
+                current,
+            } => {
+                assert_eq!(call_id, call);
+                assert_eq!(e, Seq::new(expected));
+                assert_eq!(
+                    current,
+                    Seq::new(2),
+                    "the error carries the current version"
+                );
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+    // Nothing was written by the refused appends; the right version still works.
+    assert_eq!(s.stream_version(call).await.unwrap(), Seq::new(2));
+    let out = s
+        .append(
+            call,
+            &tenant(),
+            exact(2),
+            vec![segment(2, "ok"), segment(3, "ok")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.last_seq(), Seq::new(4));
+    // A conflict seen from the other node, too.
+    let err = h
+        .other_node
+        .append(call, &tenant(), exact(2), vec![segment(4, "x")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { current, .. } if current == Seq::new(4)));
+}
+
+pub async fn idempotent_retry_returns_original_positions(h: &Harness) {
+    let s = &h.store;
+    let call = CallId::new();
+    let batch = vec![started(), segment(1, "hello"), segment(2, "hi there")];
+    let first = s
+        .append(call, &tenant(), exact(0), batch.clone())
+        .await
+        .unwrap();
+    s.append(call, &tenant(), ANY, vec![segment(3, "after")])
+        .await
+        .unwrap();
+    let head = s.head().await.unwrap();
+
+    // The retry carries the expected version of the original attempt: still not a conflict.
+    for store in [&h.store, &h.other_node] {
+        let retry = store
+            .append(call, &tenant(), exact(0), batch.clone())
+            .await
+            .unwrap();
+        assert!(retry.deduplicated);
+        assert_eq!(retry.positions, first.positions);
+    }
+    // A retry of a suffix of the original append is a retry too.
+    let tail = s
+        .append(call, &tenant(), ANY, batch[1..].to_vec())
+        .await
+        .unwrap();
+    assert!(tail.deduplicated);
+    assert_eq!(tail.positions, first.positions[1..].to_vec());
+
+    assert_eq!(s.head().await.unwrap(), head, "no new rows");
+    assert_eq!(s.read_stream(call, Seq::ZERO, 100).await.unwrap().len(), 4);
+}
+
+pub async fn partial_or_foreign_retry_is_refused(h: &Harness) {
+    let s = &h.store;
+    let call = CallId::new();
+    let a = started();
+    let b = segment(1, "hello");
+    s.append(call, &tenant(), exact(0), vec![a.clone(), b.clone()])
+        .await
+        .unwrap();
+    let head = s.head().await.unwrap();
+
+    let cases: Vec<(&str, CallId, Vec<NewEvent>)> = vec![
+        (
+            "old id with a new one",
+            call,
+            vec![b.clone(), segment(2, "new")],
+        ),
+        (
+            "new id then an old one",
+            call,
+            vec![segment(2, "new"), a.clone()],
+        ),
+        ("old ids out of order", call, vec![b.clone(), a.clone()]),
+        ("old id on another call", CallId::new(), vec![a.clone()]),
+    ];
+    for (name, target, events) in cases {
+        let err = s.append(target, &tenant(), ANY, events).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::IdempotencyMismatch { .. }),
+            "{name}: {err:?}"
+        );
+    }
+    assert_eq!(s.head().await.unwrap(), head, "nothing written");
+}
+
+pub async fn racing_retries_write_once(h: &Harness) {
+    let call = CallId::new();
+    h.store
+        .append(call, &tenant(), exact(0), vec![started()])
+        .await
+        .unwrap();
+    let batch = vec![segment(1, "my furnace is making a noise"), alert()];
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = if i % 2 == 0 {
+            h.store.clone()
+        } else {
+            h.other_node.clone()
+        };
+        let batch = batch.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .append(call, &tenant(), exact(1), batch)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    assert_eq!(outcomes.iter().filter(|o| !o.deduplicated).count(), 1);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.positions == outcomes[0].positions)
+    );
+    assert_eq!(h.store.stream_version(call).await.unwrap(), Seq::new(3));
+}
+
+pub async fn read_ordering_and_paging(h: &Harness) {
+    let s = &h.store;
+    let calls: Vec<CallId> = (0..3).map(|_| CallId::new()).collect();
+    let start = s.head().await.unwrap();
+    for c in &calls {
+        s.append(*c, &tenant(), exact(0), vec![started()])
+            .await
+            .unwrap();
+    }
+    // Interleave the calls' segments.
+    for n in 1..=10 {
+        for c in &calls {
+            s.append(*c, &tenant(), ANY, vec![segment(n, "words")])
+                .await
+                .unwrap();
+        }
+    }
+    // Stream reads: in seq order, paged by `after` and `limit`.
+    let mut seen = Vec::new();
+    let mut after = Seq::ZERO;
+    loop {
+        let page = s.read_stream(calls[1], after, 4).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 4);
+        after = page.last().unwrap().meta.seq;
+        seen.extend(page.into_iter().map(|e| e.meta.seq.get()));
+    }
+    assert_eq!(seen, (1..=11).collect::<Vec<_>>());
+    assert!(
+        s.read_stream(calls[1], Seq::new(11), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Read-all: strictly increasing positions, each call in seq order.
+    let all = s.read_all(start, 1_000).await.unwrap();
+    assert_eq!(all.len(), 33);
+    assert!(
+        all.windows(2)
+            .all(|w| w[0].meta.global_position < w[1].meta.global_position)
+    );
+    let mut last: HashMap<CallId, Seq> = HashMap::new();
+    for e in &all {
+        let prev = last.insert(e.meta.call_id, e.meta.seq).unwrap_or(Seq::ZERO);
+        assert_eq!(e.meta.seq, prev.next());
+    }
+    let page = s.read_all(all[9].meta.global_position, 5).await.unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.meta.event_id).collect::<Vec<_>>(),
+        all[10..15]
+            .iter()
+            .map(|e| e.meta.event_id)
+            .collect::<Vec<_>>()
+    );
+}
+
+pub async fn read_all_from_a_checkpoint(h: &Harness) {
+    let s = &h.store;
+    assert_eq!(
+        s.load_checkpoint("call-index").await.unwrap(),
+        GlobalPosition::ZERO
+    );
+    let call = CallId::new();
+    let out = s
+        .append(
+            call,
+            &tenant(),
+            exact(0),
+            vec![started(), segment(1, "a"), segment(2, "b")],
+        )
+        .await
+        .unwrap();
+    s.save_checkpoint("call-index", out.positions[1].1)
+        .await
+        .unwrap();
+    // A restarted consumer (on either node) resumes exactly after its checkpoint.
+    for store in [&h.store, &h.other_node] {
+        let from = store.load_checkpoint("call-index").await.unwrap();
+        assert_eq!(from, out.positions[1].1);
+        let rest = store.read_all(from, 100).await.unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].meta.seq, Seq::new(3));
+    }
+    s.save_checkpoint("call-index", out.positions[2].1)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.load_checkpoint("call-index").await.unwrap(),
+        out.positions[2].1
+    );
+    assert_eq!(
+        s.load_checkpoint("llm-worker").await.unwrap(),
+        GlobalPosition::ZERO
+    );
+}
+
+pub async fn other_tenant_cannot_append(h: &Harness) {
+    let s = &h.store;
+    let call = CallId::new();
+    s.append(call, &tenant(), exact(0), vec![started()])
+        .await
+        .unwrap();
+    let intruder = TenantId::parse("other-co").unwrap();
+    let err = s
+        .append(call, &intruder, ANY, vec![segment(1, "hi")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::TenantMismatch { call_id } if call_id == call));
+    assert_eq!(s.stream_version(call).await.unwrap(), Seq::new(1));
+}
+
+pub async fn bad_appends_write_nothing(h: &Harness) {
+    let s = &h.store;
+    let call = CallId::new();
+    let head = s.head().await.unwrap();
+
+    let err = s.append(call, &tenant(), ANY, vec![]).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidAppend(_)), "{err:?}");
+
+    let e = started();
+    let err = s
+        .append(call, &tenant(), ANY, vec![e.clone(), e])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("appears twice"), "{err}");
+
+    // Over the payload limit (64 KiB by default): refused before the transaction, and the
+    // valid events in the same append are not written either.
+    let huge = segment(1, &"lorem ipsum ".repeat(7_000));
+    let huge_id = huge.event_id;
+    let err = s
+        .append(call, &tenant(), exact(0), vec![started(), huge])
+        .await
+        .unwrap_err();
+    match err {
+        StoreError::PayloadTooLarge {
+            event_id,
+            size,
+            limit,
+        } => {
+            assert_eq!(event_id, huge_id);
+            assert!(size > limit);
+            assert_eq!(limit, 64 * 1024);
+        }
+        other => panic!("expected PayloadTooLarge, got {other:?}"),
+    }
+    assert_eq!(s.head().await.unwrap(), head);
+    assert_eq!(s.stream_version(call).await.unwrap(), Seq::ZERO);
+}
+
+pub async fn wakeups_follow_commits(h: &Harness) {
+    let mut rx = h.store.subscribe();
+    let call = CallId::new();
+    let events = vec![started(), segment(1, "hi")];
+    let out_ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
+    let out = h
+        .store
+        .append(call, &tenant(), exact(0), events)
+        .await
+        .unwrap();
+    let deadline = Duration::from_secs(5);
+    let w = tokio::time::timeout(deadline, async {
+        loop {
+            match rx.recv().await {
+                Ok(Wakeup::Appended {
+                    call_id,
+                    seq,
+                    position,
+                }) if call_id == call => {
+                    return (seq, position);
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => panic!("wake-ups closed"),
+            }
+        }
+    })
+    .await
+    .expect("a wake-up for the append");
+    assert_eq!(w, (Seq::new(2), out.last_position()));
+    // The rows are there when the wake-up arrives.
+    let rows = h
+        .store
+        .read_all(GlobalPosition::new(w.1.get() - 1), 10)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].meta.global_position, w.1);
+    // A deduplicated retry wakes nobody: the next wake-up is for the next real append.
+    let retry = h
+        .store
+        .append(
+            call,
+            &tenant(),
+            ANY,
+            vec![segment(1, "hi")]
+                .into_iter()
+                .map(|mut e| {
+                    e.event_id = out_ids[1];
+                    e
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert!(retry.deduplicated);
+    let other = CallId::new();
+    h.store
+        .append(other, &tenant(), exact(0), vec![started()])
+        .await
+        .unwrap();
+    let next = tokio::time::timeout(deadline, async {
+        loop {
+            match rx.recv().await {
+                Ok(Wakeup::Appended { call_id, .. }) => return call_id,
+                Ok(Wakeup::Resync) | Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => panic!("wake-ups closed"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(next, other);
+}
+
+/// Random valid event sequences: the state rebuilt from the log at every seq equals the
+/// state the live path held right after appending that seq.
+pub async fn state_rebuilt_at_any_seq(h: &Harness) {
+    let mut runner = TestRunner::deterministic();
+    let strategy = testkit::call_events(40);
+    for _case in 0..12 {
+        let events = strategy.new_tree(&mut runner).unwrap().current();
+        let call = CallId::new();
+        let mut live = CallState::default();
+        let mut live_states = vec![live.clone()];
+        // Append in random-sized chunks, as ingest would (a segment plus the alerts it caused).
+        let mut i = 0;
+        while i < events.len() {
+            let n = 1 + (i * 7 + 3) % 3;
+            let chunk: Vec<NewEvent> = events[i..(i + n).min(events.len())]
+                .iter()
+                .cloned()
+                .map(NewEvent::new)
+                .collect();
+            let out = h
+                .store
+                .append(call, &tenant(), ExpectedVersion::Exact(live.version), chunk)
+                .await
+                .unwrap();
+            // The live path applies what it appended, with the metadata the store assigned.
+            let appended = h
+                .store
+                .read_stream(call, live.version, out.positions.len())
+                .await
+                .unwrap();
+            for e in &appended {
+                live.apply(e);
+                live_states.push(live.clone());
+            }
+            i += n;
+        }
+        for (seq, want) in live_states.iter().enumerate() {
+            let prefix =
+                store::load_stream(h.other_node.as_ref(), call, Some(Seq::new(seq as u64)))
+                    .await
+                    .unwrap();
+            assert_eq!(&CallState::replay(&prefix), want, "state at seq {seq}");
+        }
+    }
+}
+
+/// 16 writers (on two store instances, i.e. two nodes) append at least 2,000 events each to
+/// their own calls while a consumer tails read-all: the consumer sees every event exactly
+/// once, in global order, and each call in seq order.
+pub async fn concurrent_writers_and_a_tailing_consumer(h: &Harness) {
+    const WRITERS: usize = 16;
+    const PER_WRITER: usize = 2_000;
+    const CALLS_PER_WRITER: usize = 4;
+    let start = h.store.head().await.unwrap();
+    let total = WRITERS * PER_WRITER;
+
+    let consumer = {
+        let store = h.store.clone();
+        let mut wake = store.subscribe();
+        tokio::spawn(async move {
+            let mut seen: Vec<(EventId, CallId, Seq, GlobalPosition)> = Vec::with_capacity(total);
+            let mut after = start;
+            while seen.len() < total {
+                let page = store.read_all(after, 500).await.unwrap();
+                if page.is_empty() {
+                    // Wait for a wake-up, but poll too: wake-ups are hints, rows are truth.
+                    let _ = tokio::time::timeout(Duration::from_millis(50), wake.recv()).await;
+                    continue;
+                }
+                for e in page {
+                    after = e.meta.global_position;
+                    seen.push((e.meta.event_id, e.meta.call_id, e.meta.seq, after));
+                }
+            }
+            seen
+        })
+    };
+
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let store: Arc<dyn EventStore> = if w % 2 == 0 {
+            h.store.clone()
+        } else {
+            h.other_node.clone()
+        };
+        writers.push(tokio::spawn(async move {
+            let calls: Vec<CallId> = (0..CALLS_PER_WRITER).map(|_| CallId::new()).collect();
+            let mut versions = vec![Seq::ZERO; CALLS_PER_WRITER];
+            let mut written = Vec::with_capacity(PER_WRITER);
+            let mut n = 0usize;
+            let mut rng = w as u64 * 7919 + 1;
+            while n < PER_WRITER {
+                rng = rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let c = (rng >> 33) as usize % CALLS_PER_WRITER;
+                let size = (1 + (rng >> 40) as usize % 4).min(PER_WRITER - n);
+                let events: Vec<NewEvent> = (0..size)
+                    .map(|k| {
+                        if versions[c] == Seq::ZERO && k == 0 {
+                            started()
+                        } else {
+                            segment((n + k) as u64, "can you confirm the service address")
+                        }
+                    })
+                    .collect();
+                written.extend(events.iter().map(|e| e.event_id));
+                let out = store
+                    .append(
+                        calls[c],
+                        &tenant(),
+                        ExpectedVersion::Exact(versions[c]),
+                        events,
+                    )
+                    .await
+                    .unwrap();
+                versions[c] = out.last_seq();
+                n += size;
+            }
+            written
+        }));
+    }
+    let mut written = HashSet::with_capacity(total);
+    for w in writers {
+        for id in w.await.unwrap() {
+            assert!(written.insert(id));
+        }
+    }
+    let seen = tokio::time::timeout(Duration::from_secs(120), consumer)
+        .await
+        .expect("the consumer caught up")
+        .unwrap();
+
+    assert_eq!(seen.len(), total);
+    let ids: HashSet<EventId> = seen.iter().map(|s| s.0).collect();
+    assert_eq!(ids.len(), total, "no event seen twice");
+    assert_eq!(ids, written, "every written event seen");
+    assert!(
+        seen.windows(2).all(|w| w[0].3 < w[1].3),
+        "global order is strictly increasing"
+    );
+    let mut last: HashMap<CallId, Seq> = HashMap::new();
+    for (_, call, seq, _) in &seen {
+        let prev = last.insert(*call, *seq).unwrap_or(Seq::ZERO);
+        assert_eq!(*seq, prev.next(), "each call in seq order, no gaps");
+    }
+    assert_eq!(last.len(), WRITERS * CALLS_PER_WRITER);
+}
