@@ -14,6 +14,7 @@
 //! - [`envelope`]: [`NewEvent`] (what an append takes) and [`RecordedEvent`] (what a read
 //!   gives: the event plus [`EventMetadata`]).
 //! - [`state`]: [`CallState`] and `apply`, the one fold used both live and on replay.
+//! - [`listing`]: [`CallListing`], the small per-call row of the call list.
 //! - [`command`]: [`Command`] and [`decide`], which validates a command against the state and
 //!   yields the events to append, or a [`DomainError`].
 //! - `testkit` (feature `testkit`): proptest strategies for valid event sequences.
@@ -22,6 +23,7 @@ pub mod command;
 pub mod envelope;
 pub mod event;
 pub mod ids;
+pub mod listing;
 pub mod state;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -33,4 +35,5 @@ pub use ids::{
     ActorId, AgentId, AlertId, CallId, CardId, CorrelationId, EventId, GlobalPosition, IdError,
     LanguageTag, RuleId, RulesetId, SegmentId, Seq, SuggestionId, TenantId, TraceId,
 };
+pub use listing::CallListing;
 pub use state::{CallState, CallStatus};

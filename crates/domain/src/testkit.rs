@@ -289,3 +289,47 @@ fn build(ops: Vec<Op>) -> Vec<CallEvent> {
     }
     out
 }
+
+/// A `CallStarted` for `tenant` and `agent` on the home-services ruleset.
+pub fn started(tenant: &str, agent: &str) -> CallEvent {
+    CallEvent::CallStarted(CallStarted {
+        tenant: TenantId::parse(tenant).expect("valid tenant"),
+        source: CallSource::Replay,
+        agent: AgentId::parse(agent).expect("valid agent"),
+        ruleset: RulesetRef {
+            id: RulesetId::parse("home-services").expect("valid"),
+            version: 1,
+        },
+        language: LanguageTag::parse("en-US").expect("valid"),
+    })
+}
+
+/// Segment `n` (odd: customer, even: agent), timed `n` seconds into the call.
+pub fn segment(n: u64, text: &str, is_final: bool) -> CallEvent {
+    CallEvent::SegmentAdded(SegmentAdded {
+        segment_id: SegmentId::parse(format!("seg-{n}")).expect("valid"),
+        speaker: if n % 2 == 0 {
+            Speaker::Agent
+        } else {
+            Speaker::Customer
+        },
+        text: text.to_owned(),
+        start_ms: n * 1_000,
+        end_ms: n * 1_000 + 800,
+        is_final,
+        confidence: Some(0.9),
+        redactions: vec![],
+    })
+}
+
+/// A critical "never guarantee" alert with a fresh id.
+pub fn alert() -> CallEvent {
+    CallEvent::AlertRaised(AlertRaised {
+        alert_id: AlertId::new(),
+        rule: rule("no-guarantee"),
+        severity: Severity::Critical,
+        message: "Never guarantee an outcome".into(),
+        correction: Some("We'll do everything we can to get it working today.".into()),
+        segment_id: Some(SegmentId::parse("seg-1").expect("valid")),
+    })
+}

@@ -42,8 +42,10 @@ pub mod testkit;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use domain::{
-    CallId, DecodeError, EventId, GlobalPosition, NewEvent, RecordedEvent, Seq, TenantId,
+    AgentId, CallId, CallListing, CallStatus, DecodeError, EventId, GlobalPosition, NewEvent,
+    RecordedEvent, Seq, TenantId,
 };
 use tokio::sync::broadcast;
 
@@ -100,6 +102,39 @@ pub enum Wakeup {
     Resync,
 }
 
+/// A page of the call list. Pages are keyed, not offset: pass the `(started_at, call_id)` of
+/// the last row of a page as `before` to get the next.
+#[derive(Clone, Debug)]
+pub struct CallQuery {
+    pub tenant: TenantId,
+    pub status: Option<CallStatus>,
+    pub agent: Option<AgentId>,
+    pub since: Option<DateTime<Utc>>,
+    pub before: Option<(DateTime<Utc>, CallId)>,
+    pub limit: usize,
+}
+
+impl CallQuery {
+    pub fn tenant(tenant: TenantId) -> Self {
+        Self {
+            tenant,
+            status: None,
+            agent: None,
+            since: None,
+            before: None,
+            limit: 50,
+        }
+    }
+}
+
+pub(crate) fn status_str(s: CallStatus) -> &'static str {
+    match s {
+        CallStatus::NotStarted => "not_started",
+        CallStatus::Live => "live",
+        CallStatus::Ended => "ended",
+    }
+}
+
 /// Limits and tuning shared by both implementations.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -141,6 +176,15 @@ pub enum StoreError {
         event_id: EventId,
         size: usize,
         limit: usize,
+    },
+    #[error(
+        "consumer {consumer:?} expected its checkpoint at {expected}, but it is at {current} \
+         (another instance of it is running)"
+    )]
+    CheckpointMoved {
+        consumer: String,
+        expected: GlobalPosition,
+        current: GlobalPosition,
     },
     #[error("invalid append: {0}")]
     InvalidAppend(String),
@@ -209,6 +253,23 @@ pub trait EventStore: Send + Sync + 'static {
         consumer: &str,
         position: GlobalPosition,
     ) -> Result<(), StoreError>;
+
+    /// The call-list rows of these calls; calls without a row are left out.
+    async fn call_listings(&self, ids: &[CallId]) -> Result<Vec<CallListing>, StoreError>;
+
+    /// Upserts call-list rows and moves `consumer`'s checkpoint from `from` to `to`, in one
+    /// transaction. Fails with [`StoreError::CheckpointMoved`], writing nothing, if the
+    /// checkpoint is not at `from` (another instance of the consumer got there first).
+    async fn commit_call_listings(
+        &self,
+        rows: &[CallListing],
+        consumer: &str,
+        from: GlobalPosition,
+        to: GlobalPosition,
+    ) -> Result<(), StoreError>;
+
+    /// A page of one tenant's call list, newest first.
+    async fn list_calls(&self, query: &CallQuery) -> Result<Vec<CallListing>, StoreError>;
 
     /// Checks the database answers (for readiness probes).
     async fn ping(&self) -> Result<(), StoreError>;

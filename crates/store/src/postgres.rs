@@ -12,7 +12,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::{CallId, EventId, GlobalPosition, NewEvent, RecordedEvent, Seq, TenantId};
+use domain::{
+    CallId, CallListing, EventId, GlobalPosition, NewEvent, RecordedEvent, Seq, TenantId,
+};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
@@ -22,7 +24,11 @@ use uuid::Uuid;
 
 use crate::batch::{self, AppendRequest, Committer, Head, Plan, Stored};
 use crate::row::{RawEvent, to_i64};
-use crate::{AppendOutcome, EventStore, ExpectedVersion, StoreConfig, StoreError, Wakeup};
+use crate::row::{listing_from_json, listing_to_json};
+use crate::{
+    AppendOutcome, CallQuery, EventStore, ExpectedVersion, StoreConfig, StoreError, Wakeup,
+    status_str,
+};
 
 /// The advisory lock key that serializes appends ("earshot" + 1 in ASCII).
 const APPEND_LOCK: i64 = 0x6561_7273_686f_7401;
@@ -478,6 +484,113 @@ impl EventStore for PgEventStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn call_listings(&self, ids: &[CallId]) -> Result<Vec<CallListing>, StoreError> {
+        let ids: Vec<Uuid> = ids.iter().map(|c| c.as_uuid()).collect();
+        let rows: Vec<serde_json::Value> =
+            sqlx::query_scalar("SELECT listing FROM call_index WHERE call_id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(listing_from_json).collect()
+    }
+
+    async fn commit_call_listings(
+        &self,
+        rows: &[CallListing],
+        consumer: &str,
+        from: GlobalPosition,
+        to: GlobalPosition,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO consumer_checkpoints (consumer, position) VALUES ($1, 0) \
+             ON CONFLICT (consumer) DO NOTHING",
+        )
+        .bind(consumer)
+        .execute(&mut *tx)
+        .await?;
+        let current: i64 = sqlx::query_scalar(
+            "SELECT position FROM consumer_checkpoints WHERE consumer = $1 FOR UPDATE",
+        )
+        .bind(consumer)
+        .fetch_one(&mut *tx)
+        .await?;
+        if current != to_i64(from.get()) {
+            return Err(StoreError::CheckpointMoved {
+                consumer: consumer.to_owned(),
+                expected: from,
+                current: GlobalPosition::new(current as u64),
+            });
+        }
+        if !rows.is_empty() {
+            let mut call_id = Vec::with_capacity(rows.len());
+            let mut tenant = Vec::with_capacity(rows.len());
+            let mut status = Vec::with_capacity(rows.len());
+            let mut agent = Vec::with_capacity(rows.len());
+            let mut started_at = Vec::with_capacity(rows.len());
+            let mut listing = Vec::with_capacity(rows.len());
+            for r in rows {
+                call_id.push(r.call_id.as_uuid());
+                tenant.push(r.tenant.as_str().to_owned());
+                status.push(status_str(r.status));
+                agent.push(r.agent.as_str().to_owned());
+                started_at.push(r.started_at);
+                listing.push(listing_to_json(r));
+            }
+            sqlx::query(
+                "INSERT INTO call_index (call_id, tenant_id, status, agent_id, started_at, listing) \
+                 SELECT u.c, u.t, u.s, u.a, u.st, u.l::jsonb \
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[]) \
+                     AS u(c, t, s, a, st, l) \
+                 ON CONFLICT (call_id) DO UPDATE SET status = EXCLUDED.status, \
+                     agent_id = EXCLUDED.agent_id, listing = EXCLUDED.listing",
+            )
+            .bind(&call_id)
+            .bind(&tenant)
+            .bind(&status)
+            .bind(&agent)
+            .bind(&started_at)
+            .bind(&listing)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE consumer_checkpoints SET position = $2, updated_at = now() WHERE consumer = $1",
+        )
+        .bind(consumer)
+        .bind(to_i64(to.get()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_calls(&self, q: &CallQuery) -> Result<Vec<CallListing>, StoreError> {
+        let (before_at, before_id) = match q.before {
+            Some((at, id)) => (Some(at), Some(id.as_uuid())),
+            None => (None, None),
+        };
+        let rows: Vec<serde_json::Value> = sqlx::query_scalar(
+            "SELECT listing FROM call_index \
+             WHERE tenant_id = $1 \
+               AND ($2::text IS NULL OR status = $2) \
+               AND ($3::text IS NULL OR agent_id = $3) \
+               AND ($4::timestamptz IS NULL OR started_at >= $4) \
+               AND ($5::timestamptz IS NULL OR (started_at, call_id) < ($5, $6)) \
+             ORDER BY started_at DESC, call_id DESC LIMIT $7",
+        )
+        .bind(q.tenant.as_str())
+        .bind(q.status.map(status_str))
+        .bind(q.agent.as_ref().map(|a| a.as_str()))
+        .bind(q.since)
+        .bind(before_at)
+        .bind(before_id)
+        .bind(to_i64(q.limit as u64))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(listing_from_json).collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

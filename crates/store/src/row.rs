@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use domain::{
-    CallId, CorrelationId, EventId, EventMetadata, GlobalPosition, RecordedEvent, Seq, TenantId,
-    TraceId,
+    CallId, CallListing, CorrelationId, EventId, EventMetadata, GlobalPosition, RecordedEvent, Seq,
+    TenantId, TraceId,
 };
 use uuid::Uuid;
 
@@ -72,4 +72,13 @@ impl RawEvent {
 /// Converts positions and seqs for binding: both backends store them as signed 64-bit.
 pub(crate) fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Call-list rows are stored as the listing's JSON beside the columns that filter them.
+pub(crate) fn listing_to_json(l: &CallListing) -> String {
+    serde_json::to_string(l).expect("a call listing always serializes")
+}
+
+pub(crate) fn listing_from_json(v: serde_json::Value) -> Result<CallListing, StoreError> {
+    serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("call_index row: {e}")))
 }

@@ -13,18 +13,22 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::{CallId, GlobalPosition, NewEvent, RecordedEvent, Seq, TenantId};
+use domain::{CallId, CallListing, GlobalPosition, NewEvent, RecordedEvent, Seq, TenantId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Row};
+use sqlx::{ConnectOptions, Connection, Row};
 use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
 use crate::batch::{self, AppendRequest, Committer, Head, Plan, Stored};
 use crate::row::{RawEvent, to_i64};
-use crate::{AppendOutcome, EventStore, ExpectedVersion, StoreConfig, StoreError, Wakeup};
+use crate::row::{listing_from_json, listing_to_json};
+use crate::{
+    AppendOutcome, CallQuery, EventStore, ExpectedVersion, StoreConfig, StoreError, Wakeup,
+    status_str,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -76,69 +80,67 @@ struct SqliteCommitter {
     conn: SqliteConnection,
 }
 
-impl SqliteCommitter {
-    async fn write(
-        &mut self,
-        batch: &[AppendRequest],
-    ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
-        let conn = &mut self.conn;
-        let mut heads = HashMap::new();
-        for r in batch {
-            if heads.contains_key(&r.call_id) {
-                continue;
-            }
-            let row = sqlx::query(
-                "SELECT seq, tenant_id FROM call_events WHERE call_id = ? ORDER BY seq DESC LIMIT 1",
-            )
-            .bind(r.call_id.as_uuid().hyphenated().to_string())
+/// The body of a batch's transaction (rolled back by the caller on error).
+async fn write(
+    conn: &mut SqliteConnection,
+    batch: &[AppendRequest],
+) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+    let mut heads = HashMap::new();
+    for r in batch {
+        if heads.contains_key(&r.call_id) {
+            continue;
+        }
+        let row = sqlx::query(
+            "SELECT seq, tenant_id FROM call_events WHERE call_id = ? ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(r.call_id.as_uuid().hyphenated().to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = row {
+            let tenant: String = row.try_get("tenant_id")?;
+            heads.insert(
+                r.call_id,
+                Head {
+                    version: Seq::new(row.try_get::<i64, _>("seq")? as u64),
+                    tenant: TenantId::parse(tenant)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                },
+            );
+        }
+    }
+    let mut stored = HashMap::new();
+    for e in batch.iter().flat_map(|r| &r.events) {
+        let row = sqlx::query("SELECT call_id, seq, position FROM call_events WHERE event_id = ?")
+            .bind(e.event_id.as_uuid().hyphenated().to_string())
             .fetch_optional(&mut *conn)
             .await?;
-            if let Some(row) = row {
-                let tenant: String = row.try_get("tenant_id")?;
-                heads.insert(
-                    r.call_id,
-                    Head {
-                        version: Seq::new(row.try_get::<i64, _>("seq")? as u64),
-                        tenant: TenantId::parse(tenant)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    },
-                );
-            }
+        if let Some(row) = row {
+            stored.insert(
+                e.event_id,
+                Stored {
+                    call_id: parse_id(&row, "call_id", CallId::from_uuid)?,
+                    seq: Seq::new(row.try_get::<i64, _>("seq")? as u64),
+                    position: GlobalPosition::new(row.try_get::<i64, _>("position")? as u64),
+                },
+            );
         }
-        let mut stored = HashMap::new();
-        for e in batch.iter().flat_map(|r| &r.events) {
-            let row =
-                sqlx::query("SELECT call_id, seq, position FROM call_events WHERE event_id = ?")
-                    .bind(e.event_id.as_uuid().hyphenated().to_string())
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            if let Some(row) = row {
-                stored.insert(
-                    e.event_id,
-                    Stored {
-                        call_id: parse_id(&row, "call_id", CallId::from_uuid)?,
-                        seq: Seq::new(row.try_get::<i64, _>("seq")? as u64),
-                        position: GlobalPosition::new(row.try_get::<i64, _>("position")? as u64),
-                    },
-                );
-            }
-        }
+    }
 
-        let plans = batch::plan(batch, &heads, &stored);
-        let now: DateTime<Utc> = Utc::now();
-        let mut answers = Vec::with_capacity(batch.len());
-        for (r, p) in batch.iter().zip(plans) {
-            let first_seq = match p {
-                Plan::Answer(a) => {
-                    answers.push(a);
-                    continue;
-                }
-                Plan::Insert { first_seq } => first_seq,
-            };
-            let mut positions = Vec::with_capacity(r.events.len());
-            for (i, e) in r.events.iter().enumerate() {
-                let seq = Seq::new(first_seq.get() + i as u64);
-                let position: i64 = sqlx::query_scalar(
+    let plans = batch::plan(batch, &heads, &stored);
+    let now: DateTime<Utc> = Utc::now();
+    let mut answers = Vec::with_capacity(batch.len());
+    for (r, p) in batch.iter().zip(plans) {
+        let first_seq = match p {
+            Plan::Answer(a) => {
+                answers.push(a);
+                continue;
+            }
+            Plan::Insert { first_seq } => first_seq,
+        };
+        let mut positions = Vec::with_capacity(r.events.len());
+        for (i, e) in r.events.iter().enumerate() {
+            let seq = Seq::new(first_seq.get() + i as u64);
+            let position: i64 = sqlx::query_scalar(
                     "INSERT INTO call_events (event_id, tenant_id, call_id, seq, event_type, \
                          schema_version, payload, trace_id, causation_id, correlation_id, recorded_at) \
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
@@ -156,16 +158,15 @@ impl SqliteCommitter {
                 .bind(now)
                 .fetch_one(&mut *conn)
                 .await?;
-                positions.push((seq, GlobalPosition::new(position as u64)));
-            }
-            answers.push(Ok(AppendOutcome {
-                call_id: r.call_id,
-                positions,
-                deduplicated: false,
-            }));
+            positions.push((seq, GlobalPosition::new(position as u64)));
         }
-        Ok(answers)
+        answers.push(Ok(AppendOutcome {
+            call_id: r.call_id,
+            positions,
+            deduplicated: false,
+        }));
     }
+    Ok(answers)
 }
 
 #[async_trait]
@@ -174,21 +175,10 @@ impl Committer for SqliteCommitter {
         &mut self,
         batch: &[AppendRequest],
     ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut self.conn)
-            .await?;
-        match self.write(batch).await {
-            Ok(answers) => {
-                sqlx::query("COMMIT").execute(&mut self.conn).await?;
-                Ok(answers)
-            }
-            Err(e) => {
-                if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut self.conn).await {
-                    tracing::error!(error = %rollback, "ROLLBACK failed after a failed append");
-                }
-                Err(e)
-            }
-        }
+        let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
+        let answers = write(&mut tx, batch).await?;
+        tx.commit().await?;
+        Ok(answers)
     }
 }
 
@@ -235,6 +225,12 @@ fn raw(row: &SqliteRow) -> Result<RawEvent, StoreError> {
         correlation_id: parse_opt_uuid(row, "correlation_id")?,
         recorded_at: row.try_get("recorded_at")?,
     })
+}
+
+fn listing_from_text(text: &str) -> Result<CallListing, StoreError> {
+    let value = serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("call_index row is not JSON: {e}")))?;
+    listing_from_json(value)
 }
 
 fn decode_rows(rows: Vec<SqliteRow>) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -334,6 +330,103 @@ impl EventStore for SqliteEventStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn call_listings(&self, ids: &[CallId]) -> Result<Vec<CallListing>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row: Option<String> =
+                sqlx::query_scalar("SELECT listing FROM call_index WHERE call_id = ?")
+                    .bind(id.as_uuid().hyphenated().to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if let Some(text) = row {
+                out.push(listing_from_text(&text)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn commit_call_listings(
+        &self,
+        rows: &[CallListing],
+        consumer: &str,
+        from: GlobalPosition,
+        to: GlobalPosition,
+    ) -> Result<(), StoreError> {
+        // IMMEDIATE takes the write lock up front, so the checkpoint read below cannot be
+        // overtaken; dropping the transaction on any error rolls it back.
+        let mut conn = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM consumer_checkpoints WHERE consumer = ?")
+                .bind(consumer)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let current = current.unwrap_or(0);
+        if current != to_i64(from.get()) {
+            return Err(StoreError::CheckpointMoved {
+                consumer: consumer.to_owned(),
+                expected: from,
+                current: GlobalPosition::new(current as u64),
+            });
+        }
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO call_index (call_id, tenant_id, status, agent_id, started_at, listing) \
+                 VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (call_id) DO UPDATE SET status = excluded.status, \
+                     agent_id = excluded.agent_id, listing = excluded.listing",
+            )
+            .bind(r.call_id.as_uuid().hyphenated().to_string())
+            .bind(r.tenant.as_str())
+            .bind(status_str(r.status))
+            .bind(r.agent.as_str())
+            .bind(r.started_at.timestamp_micros())
+            .bind(listing_to_json(r))
+            .execute(&mut *conn)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO consumer_checkpoints (consumer, position, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (consumer) DO UPDATE SET position = excluded.position, \
+                 updated_at = excluded.updated_at",
+        )
+        .bind(consumer)
+        .bind(to_i64(to.get()))
+        .bind(Utc::now())
+        .execute(&mut *conn)
+        .await?;
+        conn.commit().await?;
+        Ok(())
+    }
+
+    async fn list_calls(&self, q: &CallQuery) -> Result<Vec<CallListing>, StoreError> {
+        let (before_at, before_id) = match q.before {
+            Some((at, id)) => (
+                Some(at.timestamp_micros()),
+                Some(id.as_uuid().hyphenated().to_string()),
+            ),
+            None => (None, None),
+        };
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT listing FROM call_index \
+             WHERE tenant_id = ?1 \
+               AND (?2 IS NULL OR status = ?2) \
+               AND (?3 IS NULL OR agent_id = ?3) \
+               AND (?4 IS NULL OR started_at >= ?4) \
+               AND (?5 IS NULL OR started_at < ?5 OR (started_at = ?5 AND call_id < ?6)) \
+             ORDER BY started_at DESC, call_id DESC LIMIT ?7",
+        )
+        .bind(q.tenant.as_str())
+        .bind(q.status.map(status_str))
+        .bind(q.agent.as_ref().map(|a| a.as_str()))
+        .bind(q.since.map(|t| t.timestamp_micros()))
+        .bind(before_at)
+        .bind(before_id)
+        .bind(to_i64(q.limit as u64))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|t| listing_from_text(t)).collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -7,10 +7,14 @@
 //! `EARSHOT_REQUIRE_POSTGRES=1`, as CI sets it, in which case it fails: a CI run never passes
 //! by skipping the Postgres tests.
 
+use std::sync::Arc;
+
 use sqlx::{Connection, Executor, PgConnection};
 use testcontainers_modules::postgres::Postgres;
 use testcontainers_modules::testcontainers::ContainerAsync;
 use testcontainers_modules::testcontainers::runners::AsyncRunner;
+
+use crate::{EventStore, StoreConfig};
 
 pub const REQUIRE_ENV: &str = "EARSHOT_REQUIRE_POSTGRES";
 
@@ -72,6 +76,50 @@ impl PgTestDb {
             if let Err(e) = admin.execute(sql.as_str()).await {
                 eprintln!("could not drop test database {}: {e}", self.name);
             }
+        }
+    }
+}
+
+/// An empty store of either backend for one test: an SQLite file in a temp dir, or a fresh
+/// Postgres database. Open it as many times as the test needs nodes.
+pub struct TestStore {
+    pub url: String,
+    db: Option<PgTestDb>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestStore {
+    pub fn sqlite() -> TestStore {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        TestStore {
+            url: format!("sqlite://{}", dir.path().join("events.db").display()),
+            db: None,
+            _dir: Some(dir),
+        }
+    }
+
+    /// `None` when Postgres is unavailable and not required (see [`PgTestDb::create`]).
+    pub async fn postgres(test: &str) -> Option<TestStore> {
+        let db = PgTestDb::create(test).await?;
+        Some(TestStore {
+            url: db.url.clone(),
+            db: Some(db),
+            _dir: None,
+        })
+    }
+
+    /// Opens (and migrates) the store: one more "node" on the same database.
+    pub async fn open(&self) -> Arc<dyn EventStore> {
+        crate::open(&self.url, StoreConfig::default())
+            .await
+            .expect("open the test store")
+    }
+
+    /// Drops the Postgres database (the SQLite temp dir goes with `self`). Close every store
+    /// opened on it first.
+    pub async fn finish(self) {
+        if let Some(db) = self.db {
+            db.drop_db().await;
         }
     }
 }

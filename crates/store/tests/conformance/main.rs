@@ -8,63 +8,37 @@ mod suite;
 
 use std::sync::Arc;
 
-use store::testkit::PgTestDb;
-use store::{EventStore, PgEventStore, SqliteEventStore, StoreConfig};
+use store::EventStore;
+use store::testkit::TestStore;
 
 /// Two store instances on one database, as two server nodes would have.
 pub struct Harness {
     pub store: Arc<dyn EventStore>,
     pub other_node: Arc<dyn EventStore>,
-    db: Option<PgTestDb>,
-    _dir: Option<tempfile::TempDir>,
+    db: TestStore,
 }
 
 impl Harness {
-    pub async fn sqlite() -> Harness {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("events.db").display());
-        let store = SqliteEventStore::open(&url, StoreConfig::default())
-            .await
-            .expect("open sqlite");
-        let other = SqliteEventStore::open(&url, StoreConfig::default())
-            .await
-            .expect("open sqlite twice");
+    async fn on(db: TestStore) -> Harness {
         Harness {
-            store: Arc::new(store),
-            other_node: Arc::new(other),
-            db: None,
-            _dir: Some(dir),
+            store: db.open().await,
+            other_node: db.open().await,
+            db,
         }
+    }
+
+    pub async fn sqlite() -> Harness {
+        Harness::on(TestStore::sqlite()).await
     }
 
     pub async fn postgres(test: &str) -> Option<Harness> {
-        let db = PgTestDb::create(test).await?;
-        let store = PgEventStore::connect(&db.url, StoreConfig::default())
-            .await
-            .expect("connect postgres");
-        let other = PgEventStore::connect(&db.url, StoreConfig::default())
-            .await
-            .expect("connect postgres twice");
-        Some(Harness {
-            store: Arc::new(store),
-            other_node: Arc::new(other),
-            db: Some(db),
-            _dir: None,
-        })
+        Some(Harness::on(TestStore::postgres(test).await?).await)
     }
 
     pub async fn finish(self) {
-        let Harness {
-            store,
-            other_node,
-            db,
-            ..
-        } = self;
-        drop(store);
-        drop(other_node);
-        if let Some(db) = db {
-            db.drop_db().await;
-        }
+        drop(self.store);
+        drop(self.other_node);
+        self.db.finish().await;
     }
 }
 
