@@ -1,0 +1,110 @@
+//! The command tree. One binary: `serve`, `migrate`, `events`; later issues add `replay`,
+//! `rules`, `worker`.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand};
+use domain::{CallId, Seq};
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::StoreSettings;
+use crate::telemetry::LogFormat;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "earshot",
+    version,
+    about = "Real-time agent assist for call centers"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log format on stderr.
+    #[arg(
+        long,
+        env = "EARSHOT_LOG_FORMAT",
+        value_enum,
+        default_value_t,
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Migrate and open the store, then serve HTTP until Ctrl-C or SIGTERM.
+    Serve {
+        #[command(flatten)]
+        store: StoreSettings,
+        /// Address to listen on.
+        #[arg(long, env = "EARSHOT_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Create or upgrade the store's schema, then exit.
+    Migrate {
+        #[command(flatten)]
+        store: StoreSettings,
+    },
+    /// Print a call's events and its state rebuilt from the log (at the end, or at --at).
+    Events {
+        /// The call's id (a UUID).
+        #[arg(value_parser = parse_call_id)]
+        call_id: CallId,
+        /// Rebuild the state as it was right after this seq (0: before the first event).
+        #[arg(long, value_name = "SEQ")]
+        at: Option<u64>,
+        /// Print one JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreSettings,
+    },
+}
+
+fn parse_call_id(s: &str) -> Result<CallId, String> {
+    s.parse::<CallId>().map_err(|e| e.to_string())
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { store, listen } => serve(store, listen).await,
+        Command::Migrate { store } => {
+            let url = store.url()?;
+            let backend = store::migrate(&url).await?;
+            println!(
+                "migrated the {backend} store at {}",
+                store::redact_url(&url)
+            );
+            Ok(())
+        }
+        Command::Events {
+            call_id,
+            at,
+            json,
+            store,
+        } => {
+            let store = store.open().await?;
+            let out =
+                crate::events::render(store.as_ref(), call_id, at.map(Seq::new), json).await?;
+            print!("{out}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: StoreSettings, listen: SocketAddr) -> anyhow::Result<()> {
+    let url = settings.url()?;
+    let store = settings.open().await?;
+    let app = crate::server::Application::build(listen, store.clone()).await?;
+    println!(
+        "earshot listening on http://{} (store: {} at {})",
+        app.addr(),
+        store.backend(),
+        store::redact_url(&url)
+    );
+    tracing::info!(addr = %app.addr(), store = store.backend(), "serving");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(crate::server::cancel_on_signal(shutdown.clone()));
+    app.run_until(shutdown).await
+}

@@ -1,0 +1,19 @@
+//! The `earshot` binary's library: settings, the HTTP server and the CLI subcommands, kept
+//! in a library so integration tests can build the server in-process (`server::build`)
+//! and call it over a real socket.
+//!
+//! # Layout
+//!
+//! - `cli`: the clap command tree and each subcommand's entry point (`serve`, `migrate`,
+//!   `events`).
+//! - `settings`: where the store is (`DATABASE_URL`, or an SQLite file in the data dir).
+//! - `server`: [`server::build`] → a bound address and the future that serves until
+//!   shutdown; the routes and the background tasks it supervises.
+//! - `events`: the `events` subcommand's rendering of a call's log and rebuilt state.
+//! - `telemetry`: tracing setup (pretty in a terminal, JSON lines otherwise).
+
+pub mod cli;
+pub mod events;
+pub mod server;
+pub mod settings;
+pub mod telemetry;

@@ -1,0 +1,156 @@
+//! The binary as a user runs it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command as StdCommand, Stdio};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use store::testkit::TestStore;
+
+use crate::helpers::seed_call;
+
+fn earshot() -> Command {
+    let mut c = Command::cargo_bin("earshot").unwrap();
+    c.env_remove("DATABASE_URL")
+        .env("EARSHOT_LOG_FORMAT", "json");
+    c
+}
+
+#[test]
+fn a_call_id_that_is_not_a_uuid_is_a_clear_error() {
+    earshot()
+        .args(["events", "call-42"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "invalid call id: \"call-42\" is not a UUID",
+        ));
+}
+
+#[tokio::test]
+async fn events_prints_the_log_and_the_state_at_any_seq() {
+    let db = TestStore::sqlite();
+    let call = seed_call(&db).await;
+    let call_s = call.to_string();
+
+    let out = earshot()
+        .args(["events", &call_s])
+        .env("DATABASE_URL", &db.url)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains(&format!("call {call}: all 4 events")),
+        "{text}"
+    );
+    assert!(text.contains("segment_added"));
+    assert!(text.contains("i guarantee we'll have it fixed today"));
+    assert!(text.contains("alerts: 1 (1 unacknowledged)"), "{text}");
+    assert!(text.contains("state at seq 4: Live"));
+
+    // At seq 2: only the first segment, no alert yet.
+    let out = earshot()
+        .args(["events", &call_s, "--at", "2"])
+        .env("DATABASE_URL", &db.url)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("up to seq 2 of 4 events"), "{text}");
+    assert!(text.contains("my ac stopped cooling"));
+    assert!(!text.contains("i guarantee"), "{text}");
+    assert!(text.contains("alerts: 0"));
+
+    // JSON: the events and the rebuilt state.
+    let out = earshot()
+        .args(["events", &call_s, "--at", "3", "--json"])
+        .env("DATABASE_URL", &db.url)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(doc["top_seq"], 4);
+    assert_eq!(doc["as_of"], 3);
+    assert_eq!(doc["events"].as_array().unwrap().len(), 3);
+    assert_eq!(doc["events"][2]["event"]["type"], "segment_added");
+    assert_eq!(doc["state"]["status"], "live");
+    assert_eq!(doc["state"]["segments"].as_array().unwrap().len(), 2);
+
+    // An unknown call.
+    earshot()
+        .args(["events", &domain::CallId::new().to_string()])
+        .env("DATABASE_URL", &db.url)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("has no events in this store"));
+}
+
+#[tokio::test]
+async fn migrate_then_events_on_postgres() {
+    let Some(db) = TestStore::postgres("api::migrate_then_events_on_postgres").await else {
+        return;
+    };
+    earshot()
+        .arg("migrate")
+        .env("DATABASE_URL", &db.url)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("migrated the postgres store"));
+    let call = seed_call(&db).await;
+    earshot()
+        .args(["events", &call.to_string(), "--at", "4"])
+        .env("DATABASE_URL", &db.url)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("state at seq 4: Live"));
+    db.finish().await;
+}
+
+/// `serve` on a fresh data directory: creates the embedded store, prints where it listens,
+/// answers, and stops cleanly on SIGTERM.
+#[test]
+fn serve_on_a_fresh_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("earshot"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("DATABASE_URL")
+        .env("EARSHOT_DATA_DIR", dir.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("earshot listening on http://127.0.0.1:"),
+        "{line}"
+    );
+    assert!(line.contains("store: sqlite"), "{line}");
+    let url = line.split_whitespace().nth(3).unwrap().to_owned();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let status = rt.block_on(async {
+        reqwest::get(format!("{url}/readyz"))
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
+    assert!(dir.path().join("data/earshot.db").exists());
+    // SIGTERM: graceful shutdown, exit code 0.
+    let pid = child.id().to_string();
+    StdCommand::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
