@@ -16,6 +16,11 @@ pub struct StoreSettings {
     /// Directory of the embedded SQLite store (used when no database URL is given).
     #[arg(long, env = "EARSHOT_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+
+    /// Do not migrate on start; only check the schema is current. For a database role that
+    /// may not change the schema (run `earshot migrate` as the owner first).
+    #[arg(long, env = "EARSHOT_SKIP_MIGRATIONS")]
+    pub skip_migrations: bool,
 }
 
 impl StoreSettings {
@@ -40,7 +45,11 @@ impl StoreSettings {
 
     pub async fn open(&self) -> anyhow::Result<std::sync::Arc<dyn store::EventStore>> {
         let url = self.url()?;
-        store::open(&url, store::StoreConfig::default())
+        let config = store::StoreConfig {
+            run_migrations: !self.skip_migrations,
+            ..store::StoreConfig::default()
+        };
+        store::open(&url, config)
             .await
             .with_context(|| format!("cannot open the store at {}", store::redact_url(&url)))
     }

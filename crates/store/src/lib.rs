@@ -144,6 +144,10 @@ pub struct StoreConfig {
     pub max_batch_events: usize,
     /// Connections in the read pool.
     pub max_connections: u32,
+    /// Run the embedded migrations on open. Off when the server's database role may not
+    /// change the schema (production); then open only checks that every migration has been
+    /// applied (by `earshot migrate` as the owner role).
+    pub run_migrations: bool,
 }
 
 impl Default for StoreConfig {
@@ -152,6 +156,7 @@ impl Default for StoreConfig {
             max_payload_bytes: 64 * 1024,
             max_batch_events: 2_000,
             max_connections: 8,
+            run_migrations: true,
         }
     }
 }
@@ -200,6 +205,11 @@ pub enum StoreError {
     Closed,
     #[error("unsupported database URL {0:?}: use postgres://… or sqlite://…")]
     UnsupportedUrl(String),
+    #[error(
+        "the database schema is behind this build (migrations {missing:?} not applied): \
+         run `earshot migrate` with a role that owns the schema"
+    )]
+    SchemaBehind { missing: Vec<i64> },
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
@@ -287,6 +297,24 @@ pub async fn open(url: &str, config: StoreConfig) -> Result<Arc<dyn EventStore>,
         Ok(Arc::new(SqliteEventStore::open(url, config).await?))
     } else {
         Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
+}
+
+/// Fails with [`StoreError::SchemaBehind`] unless every migration of `migrator` is among the
+/// `applied` versions.
+pub(crate) fn check_migrated(
+    migrator: &sqlx::migrate::Migrator,
+    applied: &[i64],
+) -> Result<(), StoreError> {
+    let missing: Vec<i64> = migrator
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !applied.contains(v))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::SchemaBehind { missing })
     }
 }
 

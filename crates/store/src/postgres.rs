@@ -52,7 +52,18 @@ impl PgEventStore {
             .max_connections(config.max_connections.max(2))
             .connect(url)
             .await?;
-        MIGRATOR.run(&pool).await?;
+        if config.run_migrations {
+            MIGRATOR.run(&pool).await?;
+        } else {
+            let applied: Vec<i64> =
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                    .fetch_all(&pool)
+                    .await
+                    .map_err(|_| StoreError::SchemaBehind {
+                        missing: MIGRATOR.iter().map(|m| m.version).collect(),
+                    })?;
+            crate::check_migrated(&MIGRATOR, &applied)?;
+        }
         let (wakeups, _) = broadcast::channel(4_096);
         let (queue, rx) = mpsc::channel(4_096);
         let node = Uuid::new_v4();

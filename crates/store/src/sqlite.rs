@@ -52,7 +52,18 @@ impl SqliteEventStore {
             .max_connections(config.max_connections.max(1))
             .connect_with(options.clone())
             .await?;
-        MIGRATOR.run(&pool).await?;
+        if config.run_migrations {
+            MIGRATOR.run(&pool).await?;
+        } else {
+            let applied: Vec<i64> =
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                    .fetch_all(&pool)
+                    .await
+                    .map_err(|_| StoreError::SchemaBehind {
+                        missing: MIGRATOR.iter().map(|m| m.version).collect(),
+                    })?;
+            crate::check_migrated(&MIGRATOR, &applied)?;
+        }
         let writer = options.connect().await?;
         let (wakeups, _) = broadcast::channel(4_096);
         let (queue, rx) = mpsc::channel(4_096);

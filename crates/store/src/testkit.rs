@@ -69,6 +69,11 @@ impl PgTestDb {
         })
     }
 
+    /// A URL of the server's administrative database (to create roles, say).
+    pub fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
     /// Drops the database (closing any connection still open to it).
     pub async fn drop_db(self) {
         if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {

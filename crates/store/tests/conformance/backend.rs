@@ -137,3 +137,113 @@ async fn sqlite_undecodable_rows_are_named_errors() {
     };
     undecodable(&store, insert).await;
 }
+
+/// `url` with its user and password replaced.
+fn as_user(url: &str, user: &str, password: &str) -> String {
+    let scheme_end = url.find("://").expect("a URL") + 3;
+    let rest = &url[scheme_end..];
+    let host = rest.rfind('@').map(|at| &rest[at + 1..]).unwrap_or(rest);
+    format!("{}{user}:{password}@{host}", &url[..scheme_end])
+}
+
+/// The production set-up: the owner migrates, the server runs as the role of
+/// `infra/postgres/roles.sql`, which can append and read but neither change the schema nor
+/// get around the append-only triggers.
+#[tokio::test]
+async fn postgres_restricted_server_role() {
+    use sqlx::{Connection, Executor, PgConnection};
+    let Some(db) = PgTestDb::create("postgres_restricted_server_role").await else {
+        return;
+    };
+    // An unmigrated database: a store that may not migrate says what to do.
+    let config = StoreConfig {
+        run_migrations: false,
+        ..StoreConfig::default()
+    };
+    let err = PgEventStore::connect(&db.url, config.clone())
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("run `earshot migrate`"), "{err}");
+
+    let owner = PgEventStore::connect(&db.url, StoreConfig::default())
+        .await
+        .unwrap();
+    let role = format!("earshot_app_{}", uuid::Uuid::new_v4().simple());
+    let script = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../infra/postgres/roles.sql"
+    ))
+    .unwrap()
+    .replace("earshot_app", &role)
+    .replace(":app_password", "'app-pw'");
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    conn.execute(script.as_str()).await.unwrap();
+
+    let app_url = as_user(&db.url, &role, "app-pw");
+    let err = PgEventStore::connect(&app_url, StoreConfig::default())
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, StoreError::Migrate(_)),
+        "the app role cannot migrate: {err}"
+    );
+    let app = PgEventStore::connect(&app_url, config).await.unwrap();
+    let call = CallId::new();
+    app.append(
+        call,
+        &tenant(),
+        ExpectedVersion::Exact(Seq::ZERO),
+        vec![started()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(owner.stream_version(call).await.unwrap(), Seq::new(1));
+    app.save_checkpoint("call-index", domain::GlobalPosition::new(1))
+        .await
+        .unwrap();
+    for sql in [
+        "ALTER TABLE call_events DISABLE TRIGGER ALL",
+        "DROP TRIGGER call_events_no_update_or_delete ON call_events",
+        "DELETE FROM call_events",
+    ] {
+        let err = sqlx::query(sql).execute(app.pool()).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("must be owner") || msg.contains("permission denied"),
+            "{sql}: {msg}"
+        );
+    }
+    drop(app);
+    drop(owner);
+    drop(conn);
+    let admin = db.admin_url().to_owned();
+    db.drop_db().await;
+    let mut admin = PgConnection::connect(&admin).await.unwrap();
+    admin
+        .execute(format!("DROP ROLE \"{role}\"").as_str())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_unmigrated_file_is_refused_without_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("e.db").display());
+    let config = StoreConfig {
+        run_migrations: false,
+        ..StoreConfig::default()
+    };
+    let err = SqliteEventStore::open(&url, config.clone())
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::SchemaBehind { .. }), "{err}");
+    drop(
+        SqliteEventStore::open(&url, StoreConfig::default())
+            .await
+            .unwrap(),
+    );
+    SqliteEventStore::open(&url, config).await.unwrap();
+}
