@@ -80,6 +80,5 @@ conformance!(
     other_tenant_cannot_append,
     bad_appends_write_nothing,
     wakeups_follow_commits,
-    state_rebuilt_at_any_seq,
     concurrent_writers_and_a_tailing_consumer,
 );

@@ -4,12 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::testkit;
-use domain::{
-    CallId, CallState, CorrelationId, EventId, GlobalPosition, NewEvent, Seq, TenantId, TraceId,
-};
-use proptest::strategy::{Strategy, ValueTree};
-use proptest::test_runner::TestRunner;
+use domain::{CallId, CorrelationId, EventId, GlobalPosition, NewEvent, Seq, TenantId, TraceId};
 use store::{EventStore, ExpectedVersion, StoreError, Wakeup};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -462,52 +457,6 @@ pub async fn wakeups_follow_commits(h: &Harness) {
     .await
     .unwrap();
     assert_eq!(next, other);
-}
-
-/// Random valid event sequences: the state rebuilt from the log at every seq equals the
-/// state the live path held right after appending that seq.
-pub async fn state_rebuilt_at_any_seq(h: &Harness) {
-    let mut runner = TestRunner::deterministic();
-    let strategy = testkit::call_events(40);
-    for _case in 0..12 {
-        let events = strategy.new_tree(&mut runner).unwrap().current();
-        let call = CallId::new();
-        let mut live = CallState::default();
-        let mut live_states = vec![live.clone()];
-        // Append in random-sized chunks, as ingest would (a segment plus the alerts it caused).
-        let mut i = 0;
-        while i < events.len() {
-            let n = 1 + (i * 7 + 3) % 3;
-            let chunk: Vec<NewEvent> = events[i..(i + n).min(events.len())]
-                .iter()
-                .cloned()
-                .map(NewEvent::new)
-                .collect();
-            let out = h
-                .store
-                .append(call, &tenant(), ExpectedVersion::Exact(live.version), chunk)
-                .await
-                .unwrap();
-            // The live path applies what it appended, with the metadata the store assigned.
-            let appended = h
-                .store
-                .read_stream(call, live.version, out.positions.len())
-                .await
-                .unwrap();
-            for e in &appended {
-                live.apply(e);
-                live_states.push(live.clone());
-            }
-            i += n;
-        }
-        for (seq, want) in live_states.iter().enumerate() {
-            let prefix =
-                store::load_stream(h.other_node.as_ref(), call, Some(Seq::new(seq as u64)))
-                    .await
-                    .unwrap();
-            assert_eq!(&CallState::replay(&prefix), want, "state at seq {seq}");
-        }
-    }
 }
 
 /// 16 writers (on two store instances, i.e. two nodes) append at least 2,000 events each to
