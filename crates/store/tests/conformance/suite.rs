@@ -500,7 +500,7 @@ pub async fn concurrent_writers_and_a_tailing_consumer(h: &Harness) {
         };
         writers.push(tokio::spawn(async move {
             let calls: Vec<CallId> = (0..CALLS_PER_WRITER).map(|_| CallId::new()).collect();
-            let mut versions = vec![Seq::ZERO; CALLS_PER_WRITER];
+            let mut versions = [Seq::ZERO; CALLS_PER_WRITER];
             let mut written = Vec::with_capacity(PER_WRITER);
             let mut n = 0usize;
             let mut rng = w as u64 * 7919 + 1;
