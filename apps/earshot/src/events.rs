@@ -117,7 +117,7 @@ fn write_state(out: &mut String, s: &CallState) -> std::fmt::Result {
         )?;
     }
     writeln!(out, "  transcript ({} segments)", s.segments.len())?;
-    for seg in &s.segments {
+    for seg in s.segments.iter() {
         writeln!(
             out,
             "    {:>8}: {}",

@@ -107,8 +107,9 @@ pub fn decide(state: &CallState, command: Command) -> Result<Vec<CallEvent>, Dom
         Command::AddSegment(segment) => {
             ensure_live(state)?;
             validate_segment(&segment)?;
-            if let Some(i) = state.segment_index(&segment.segment_id)
-                && state.segments[i].segment.is_final
+            if state
+                .segment(&segment.segment_id)
+                .is_some_and(|s| s.segment.is_final)
             {
                 return Err(DomainError::DuplicateSegment(segment.segment_id));
             }

@@ -30,7 +30,7 @@ pub mod testkit;
 
 pub use command::{Command, DomainError, decide};
 pub use envelope::{EventMetadata, NewEvent, RecordedEvent};
-pub use event::{CallEvent, DecodeError, EncodedEvent, decode};
+pub use event::{CallEvent, DecodeError, EncodedEvent, decode, decode_str};
 pub use ids::{
     ActorId, AgentId, AlertId, CallId, CardId, CorrelationId, EventId, GlobalPosition, IdError,
     LanguageTag, RuleId, RulesetId, SegmentId, Seq, SuggestionId, TenantId, TraceId,

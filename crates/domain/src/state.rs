@@ -2,7 +2,8 @@
 //! validation all read. Built only by [`CallState::apply`], so the state at any position is
 //! the fold of the stream up to it, whether live or rebuilt from the log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Deref;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,65 @@ pub enum CallStatus {
     NotStarted,
     Live,
     Ended,
+}
+
+/// A call's transcript: segments in first-seen order, with an index by segment id so that
+/// folding a long call stays linear. Serializes as the plain list; equality ignores the index
+/// (it is derived from the list).
+#[derive(Clone, Debug, Default)]
+pub struct Segments {
+    list: Vec<SegmentView>,
+    index: HashMap<SegmentId, usize>,
+}
+
+impl Segments {
+    pub fn get(&self, id: &SegmentId) -> Option<&SegmentView> {
+        self.index.get(id).map(|&i| &self.list[i])
+    }
+
+    /// Adds a segment, or replaces the one with the same id where it stands.
+    fn upsert(&mut self, view: SegmentView) {
+        match self.index.get(&view.segment.segment_id) {
+            Some(&i) => self.list[i] = view,
+            None => {
+                self.index
+                    .insert(view.segment.segment_id.clone(), self.list.len());
+                self.list.push(view);
+            }
+        }
+    }
+}
+
+impl Deref for Segments {
+    type Target = [SegmentView];
+
+    fn deref(&self) -> &[SegmentView] {
+        &self.list
+    }
+}
+
+impl PartialEq for Segments {
+    fn eq(&self, other: &Self) -> bool {
+        self.list == other.list
+    }
+}
+
+impl Serialize for Segments {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.list.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Segments {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let list = Vec::<SegmentView>::deserialize(d)?;
+        let index = list
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.segment.segment_id.clone(), i))
+            .collect();
+        Ok(Segments { list, index })
+    }
 }
 
 /// Facts fixed when the call started.
@@ -114,7 +174,7 @@ pub struct CallState {
     pub info: Option<CallInfo>,
     /// In the order they were first added; an interim segment is replaced in place by its
     /// final version.
-    pub segments: Vec<SegmentView>,
+    pub segments: Segments,
     pub alerts: Vec<AlertView>,
     /// Keyed by rule id: each required item is completed or missed once.
     pub checklist: BTreeMap<RuleId, ChecklistEntry>,
@@ -145,14 +205,10 @@ impl CallState {
                 });
             }
             CallEvent::SegmentAdded(e) => {
-                let view = SegmentView {
+                self.segments.upsert(SegmentView {
                     seq,
                     segment: e.clone(),
-                };
-                match self.segment_index(&e.segment_id) {
-                    Some(i) => self.segments[i] = view,
-                    None => self.segments.push(view),
-                }
+                });
             }
             CallEvent::AlertRaised(e) => self.alerts.push(AlertView {
                 seq,
@@ -258,10 +314,8 @@ impl CallState {
         state
     }
 
-    pub fn segment_index(&self, id: &SegmentId) -> Option<usize> {
-        self.segments
-            .iter()
-            .position(|s| &s.segment.segment_id == id)
+    pub fn segment(&self, id: &SegmentId) -> Option<&SegmentView> {
+        self.segments.get(id)
     }
 
     pub fn unacknowledged_alerts(&self) -> usize {

@@ -199,14 +199,24 @@ pub(crate) async fn run_committer<C: Committer>(
             }
         }
         let mut events: usize = batch.iter().map(|r| r.events.len()).sum();
-        while events < max_batch_events {
-            match queue.try_recv() {
-                Ok(r) => {
-                    events += r.events.len();
-                    batch.push(r);
+        // Gather what is waiting. Writers answered by the previous batch are runnable but may
+        // not have re-queued yet: yield so they can, and keep yielding while that brings
+        // more (a lone writer costs one yield; many writers fill the batch). This is what
+        // makes group commit pay: one transaction, one WAL flush, for all of them.
+        let mut grew = true;
+        while grew && events < max_batch_events {
+            tokio::task::yield_now().await;
+            let before = batch.len();
+            while events < max_batch_events {
+                match queue.try_recv() {
+                    Ok(r) => {
+                        events += r.events.len();
+                        batch.push(r);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
+            grew = batch.len() > before;
         }
         // Two appends with a common event id (a retry racing its original) must not share a
         // transaction: the later one waits for the next batch and then deduplicates.

@@ -349,7 +349,7 @@ pub async fn load_stream(
     call_id: CallId,
     up_to: Option<Seq>,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    const PAGE: usize = 1_000;
+    const PAGE: usize = 5_000;
     let mut out = Vec::new();
     let mut after = Seq::ZERO;
     loop {

@@ -30,8 +30,9 @@ use crate::{
     status_str,
 };
 
-/// The advisory lock key that serializes appends ("earshot" + 1 in ASCII).
-const APPEND_LOCK: i64 = 0x6561_7273_686f_7401;
+/// Opens an append transaction and takes the advisory lock that serializes appends, in one
+/// round trip. The key is "earshot" + 1 in ASCII (0x6561_7273_686f_7401).
+const BEGIN_APPEND: &str = "BEGIN; SELECT pg_advisory_xact_lock(7305245910570595329)";
 const CHANNEL: &str = "call_events";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -165,21 +166,16 @@ impl Committer for PgCommitter {
         &mut self,
         batch: &[AppendRequest],
     ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(APPEND_LOCK)
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = self.pool.begin_with(BEGIN_APPEND).await?;
 
         let mut call_ids: Vec<Uuid> = batch.iter().map(|r| r.call_id.as_uuid()).collect();
         call_ids.sort_unstable();
         call_ids.dedup();
-        let heads = read_heads(&mut tx, &call_ids).await?;
         let event_ids: Vec<Uuid> = batch
             .iter()
             .flat_map(|r| r.events.iter().map(|e| e.event_id.as_uuid()))
             .collect();
-        let stored = read_stored(&mut tx, &event_ids).await?;
+        let (heads, stored) = read_heads_and_stored(&mut tx, &call_ids, &event_ids).await?;
         let plans = batch::plan(batch, &heads, &stored);
 
         let now: DateTime<Utc> = Utc::now();
@@ -204,19 +200,27 @@ impl Committer for PgCommitter {
         }
         let mut positions: HashMap<Uuid, i64> = HashMap::with_capacity(cols.event_id.len());
         if !cols.event_id.is_empty() {
-            // One statement for the whole batch; WITH ORDINALITY + ORDER BY makes the
-            // identity values follow the order of the arrays, i.e. seq order within a call.
+            // One statement for the whole batch. WITH ORDINALITY + ORDER BY makes the identity
+            // values follow the order of the arrays, i.e. seq order within a call. The same
+            // statement sends one NOTIFY per call (delivered at commit, never before).
             let rows = sqlx::query(
-                "INSERT INTO call_events (event_id, tenant_id, call_id, seq, event_type, \
-                     schema_version, payload, trace_id, causation_id, correlation_id, recorded_at) \
-                 SELECT u.event_id, u.tenant_id, u.call_id, u.seq, u.event_type, \
-                     u.schema_version, u.payload::jsonb, u.trace_id, u.causation_id, u.correlation_id, $11 \
-                 FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::int8[], $5::text[], \
-                     $6::int2[], $7::text[], $8::text[], $9::uuid[], $10::uuid[]) \
-                     WITH ORDINALITY AS u(event_id, tenant_id, call_id, seq, event_type, \
-                     schema_version, payload, trace_id, causation_id, correlation_id, ord) \
-                 ORDER BY u.ord \
-                 RETURNING event_id, position",
+                "WITH ins AS ( \
+                     INSERT INTO call_events (event_id, tenant_id, call_id, seq, event_type, \
+                         schema_version, payload, trace_id, causation_id, correlation_id, recorded_at) \
+                     SELECT u.event_id, u.tenant_id, u.call_id, u.seq, u.event_type, \
+                         u.schema_version, u.payload::jsonb, u.trace_id, u.causation_id, \
+                         u.correlation_id, $11 \
+                     FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::int8[], $5::text[], \
+                         $6::int2[], $7::text[], $8::text[], $9::uuid[], $10::uuid[]) \
+                         WITH ORDINALITY AS u(event_id, tenant_id, call_id, seq, event_type, \
+                         schema_version, payload, trace_id, causation_id, correlation_id, ord) \
+                     ORDER BY u.ord \
+                     RETURNING event_id, call_id, seq, position), \
+                 notices AS ( \
+                     SELECT pg_notify($12, json_build_object('node', $13::uuid, 'call', call_id, \
+                         'seq', max(seq), 'position', max(position))::text) \
+                     FROM ins GROUP BY call_id) \
+                 SELECT event_id, position, (SELECT count(*) FROM notices) AS notices FROM ins",
             )
             .bind(&cols.event_id)
             .bind(&cols.tenant)
@@ -229,6 +233,8 @@ impl Committer for PgCommitter {
             .bind(&cols.causation_id)
             .bind(&cols.correlation_id)
             .bind(now)
+            .bind(CHANNEL)
+            .bind(self.node)
             .fetch_all(&mut *tx)
             .await
             .map_err(map_insert_error)?;
@@ -265,26 +271,6 @@ impl Committer for PgCommitter {
             })
             .collect();
 
-        let notices: Vec<String> = answers
-            .iter()
-            .filter_map(|a| a.as_ref().ok().filter(|o| !o.deduplicated))
-            .map(|o| {
-                serde_json::to_string(&Notice {
-                    node: self.node,
-                    call: o.call_id.as_uuid(),
-                    seq: o.last_seq().get(),
-                    position: o.last_position().get(),
-                })
-                .expect("a notice always serializes")
-            })
-            .collect();
-        if !notices.is_empty() {
-            sqlx::query("SELECT pg_notify($1, n) FROM UNNEST($2::text[]) AS n")
-                .bind(CHANNEL)
-                .bind(&notices)
-                .execute(&mut *tx)
-                .await?;
-        }
         tx.commit().await?;
         Ok(answers)
     }
@@ -304,61 +290,57 @@ struct Columns {
     correlation_id: Vec<Option<Uuid>>,
 }
 
-async fn read_heads(
+/// The last event of each call in the batch, and where any of the batch's event ids are
+/// already stored — one round trip.
+async fn read_heads_and_stored(
     tx: &mut Transaction<'_, Postgres>,
     call_ids: &[Uuid],
-) -> Result<HashMap<CallId, Head>, StoreError> {
+    event_ids: &[Uuid],
+) -> Result<(HashMap<CallId, Head>, HashMap<EventId, Stored>), StoreError> {
     let rows = sqlx::query(
-        "SELECT c.call_id, h.seq, h.tenant_id \
+        "SELECT c.call_id, h.seq, h.tenant_id, NULL::uuid AS event_id, NULL::int8 AS position \
          FROM UNNEST($1::uuid[]) AS c(call_id) \
          CROSS JOIN LATERAL ( \
              SELECT seq, tenant_id FROM call_events e \
-             WHERE e.call_id = c.call_id ORDER BY seq DESC LIMIT 1) h",
+             WHERE e.call_id = c.call_id ORDER BY seq DESC LIMIT 1) h \
+         UNION ALL \
+         SELECT call_id, seq, tenant_id, event_id, position FROM call_events \
+         WHERE event_id = ANY($2)",
     )
     .bind(call_ids)
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut heads = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let call_id = CallId::from_uuid(row.try_get("call_id")?)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let seq: i64 = row.try_get("seq")?;
-        let tenant: String = row.try_get("tenant_id")?;
-        heads.insert(
-            call_id,
-            Head {
-                version: Seq::new(seq as u64),
-                tenant: TenantId::parse(tenant).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            },
-        );
-    }
-    Ok(heads)
-}
-
-async fn read_stored(
-    tx: &mut Transaction<'_, Postgres>,
-    event_ids: &[Uuid],
-) -> Result<HashMap<EventId, Stored>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT event_id, call_id, seq, position FROM call_events WHERE event_id = ANY($1)",
-    )
     .bind(event_ids)
     .fetch_all(&mut **tx)
     .await?;
-    let mut stored = HashMap::with_capacity(rows.len());
+    let corrupt = |e: domain::IdError| StoreError::Corrupt(e.to_string());
+    let mut heads = HashMap::with_capacity(call_ids.len());
+    let mut stored = HashMap::new();
     for row in rows {
-        let corrupt = |e: domain::IdError| StoreError::Corrupt(e.to_string());
-        let event_id = EventId::from_uuid(row.try_get("event_id")?).map_err(corrupt)?;
-        stored.insert(
-            event_id,
-            Stored {
-                call_id: CallId::from_uuid(row.try_get("call_id")?).map_err(corrupt)?,
-                seq: Seq::new(row.try_get::<i64, _>("seq")? as u64),
-                position: GlobalPosition::new(row.try_get::<i64, _>("position")? as u64),
-            },
-        );
+        let call_id = CallId::from_uuid(row.try_get("call_id")?).map_err(corrupt)?;
+        let seq = Seq::new(row.try_get::<i64, _>("seq")? as u64);
+        match row.try_get::<Option<Uuid>, _>("event_id")? {
+            None => {
+                let tenant: String = row.try_get("tenant_id")?;
+                heads.insert(
+                    call_id,
+                    Head {
+                        version: seq,
+                        tenant: TenantId::parse(tenant).map_err(corrupt)?,
+                    },
+                );
+            }
+            Some(event_id) => {
+                stored.insert(
+                    EventId::from_uuid(event_id).map_err(corrupt)?,
+                    Stored {
+                        call_id,
+                        seq,
+                        position: GlobalPosition::new(row.try_get::<i64, _>("position")? as u64),
+                    },
+                );
+            }
+        }
     }
-    Ok(stored)
+    Ok((heads, stored))
 }
 
 /// Under the append lock these constraints cannot fire; if they do, a writer bypassed the
@@ -383,7 +365,7 @@ fn map_insert_error(e: sqlx::Error) -> StoreError {
 }
 
 const SELECT_EVENTS: &str = "SELECT position, event_id, tenant_id, call_id, seq, event_type, \
-     schema_version, payload, trace_id, causation_id, correlation_id, recorded_at FROM call_events";
+     schema_version, payload::text AS payload, trace_id, causation_id, correlation_id, recorded_at FROM call_events";
 
 fn raw(row: &sqlx::postgres::PgRow) -> Result<RawEvent, sqlx::Error> {
     Ok(RawEvent {

@@ -19,7 +19,8 @@ pub(crate) struct RawEvent {
     pub seq: i64,
     pub event_type: String,
     pub schema_version: i64,
-    pub payload: serde_json::Value,
+    /// The payload's JSON text.
+    pub payload: String,
     pub trace_id: Option<String>,
     pub causation_id: Option<Uuid>,
     pub correlation_id: Option<Uuid>,
@@ -34,7 +35,7 @@ impl RawEvent {
         let event_id = EventId::from_uuid(self.event_id).map_err(|_| corrupt("event id"))?;
         let schema_version =
             u16::try_from(self.schema_version).map_err(|_| corrupt("schema version"))?;
-        let event = domain::decode(&self.event_type, schema_version, self.payload)
+        let event = domain::decode_str(&self.event_type, schema_version, &self.payload)
             .map_err(|source| StoreError::Decode { event_id, source })?;
         Ok(RecordedEvent {
             meta: EventMetadata {

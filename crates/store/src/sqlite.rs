@@ -12,8 +12,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use domain::{CallId, CallListing, GlobalPosition, NewEvent, RecordedEvent, Seq, TenantId};
+use chrono::Utc;
+use domain::{
+    CallId, CallListing, EventId, GlobalPosition, NewEvent, RecordedEvent, Seq, TenantId,
+};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
@@ -91,93 +93,128 @@ struct SqliteCommitter {
     conn: SqliteConnection,
 }
 
-/// The body of a batch's transaction (rolled back by the caller on error).
+/// The body of a batch's transaction (rolled back by the caller on error). Three statements
+/// whatever the batch size — the stream heads, the already-stored ids, the insert — each
+/// taking the batch as one JSON array (`json_each`): a statement costs a round trip to
+/// sqlx's SQLite worker thread, so per-row statements would dominate.
 async fn write(
     conn: &mut SqliteConnection,
     batch: &[AppendRequest],
 ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
-    let mut heads = HashMap::new();
-    for r in batch {
-        if heads.contains_key(&r.call_id) {
-            continue;
-        }
-        let row = sqlx::query(
-            "SELECT seq, tenant_id FROM call_events WHERE call_id = ? ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(r.call_id.as_uuid().hyphenated().to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(row) = row {
-            let tenant: String = row.try_get("tenant_id")?;
-            heads.insert(
-                r.call_id,
-                Head {
-                    version: Seq::new(row.try_get::<i64, _>("seq")? as u64),
-                    tenant: TenantId::parse(tenant)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                },
-            );
+    let text = |u: Uuid| u.hyphenated().to_string();
+    let mut call_ids: Vec<String> = batch.iter().map(|r| text(r.call_id.as_uuid())).collect();
+    call_ids.sort_unstable();
+    call_ids.dedup();
+    let mut heads = HashMap::with_capacity(call_ids.len());
+    let rows = sqlx::query(
+        "SELECT e.call_id, e.seq, e.tenant_id FROM json_each(?1) AS j \
+         JOIN call_events AS e ON e.call_id = j.value \
+          AND e.seq = (SELECT max(seq) FROM call_events WHERE call_id = j.value)",
+    )
+    .bind(serde_json::to_string(&call_ids).expect("strings serialize"))
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in rows {
+        let tenant: String = row.try_get("tenant_id")?;
+        heads.insert(
+            parse_id(&row, "call_id", CallId::from_uuid)?,
+            Head {
+                version: Seq::new(row.try_get::<i64, _>("seq")? as u64),
+                tenant: TenantId::parse(tenant).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            },
+        );
+    }
+
+    let event_ids: Vec<String> = batch
+        .iter()
+        .flat_map(|r| r.events.iter().map(|e| text(e.event_id.as_uuid())))
+        .collect();
+    let mut stored = HashMap::new();
+    let rows = sqlx::query(
+        "SELECT event_id, call_id, seq, position FROM call_events \
+         WHERE event_id IN (SELECT value FROM json_each(?1))",
+    )
+    .bind(serde_json::to_string(&event_ids).expect("strings serialize"))
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in rows {
+        stored.insert(
+            parse_id(&row, "event_id", EventId::from_uuid)?,
+            Stored {
+                call_id: parse_id(&row, "call_id", CallId::from_uuid)?,
+                seq: Seq::new(row.try_get::<i64, _>("seq")? as u64),
+                position: GlobalPosition::new(row.try_get::<i64, _>("position")? as u64),
+            },
+        );
+    }
+
+    let plans = batch::plan(batch, &heads, &stored);
+    let mut rows_json = Vec::new();
+    for (r, p) in batch.iter().zip(&plans) {
+        if let Plan::Insert { first_seq } = p {
+            for (i, e) in r.events.iter().enumerate() {
+                rows_json.push(serde_json::json!({
+                    "e": text(e.event_id.as_uuid()),
+                    "t": r.tenant.as_str(),
+                    "c": text(r.call_id.as_uuid()),
+                    "s": first_seq.get() + i as u64,
+                    "ty": e.event_type,
+                    "v": e.schema_version,
+                    "p": e.payload,
+                    "tr": e.trace_id.as_ref().map(|t| t.as_str()),
+                    "ca": e.causation_id.map(|c| text(c.as_uuid())),
+                    "co": e.correlation_id.map(|c| text(c.as_uuid())),
+                }));
+            }
         }
     }
-    let mut stored = HashMap::new();
-    for e in batch.iter().flat_map(|r| &r.events) {
-        let row = sqlx::query("SELECT call_id, seq, position FROM call_events WHERE event_id = ?")
-            .bind(e.event_id.as_uuid().hyphenated().to_string())
-            .fetch_optional(&mut *conn)
-            .await?;
-        if let Some(row) = row {
-            stored.insert(
-                e.event_id,
-                Stored {
-                    call_id: parse_id(&row, "call_id", CallId::from_uuid)?,
-                    seq: Seq::new(row.try_get::<i64, _>("seq")? as u64),
-                    position: GlobalPosition::new(row.try_get::<i64, _>("position")? as u64),
-                },
+    let mut positions: HashMap<EventId, GlobalPosition> = HashMap::with_capacity(rows_json.len());
+    if !rows_json.is_empty() {
+        // `ORDER BY key` (the array index) makes AUTOINCREMENT follow seq order within a call.
+        let rows = sqlx::query(
+            "INSERT INTO call_events (event_id, tenant_id, call_id, seq, event_type, \
+                 schema_version, payload, trace_id, causation_id, correlation_id, recorded_at) \
+             SELECT value ->> 'e', value ->> 't', value ->> 'c', value ->> 's', value ->> 'ty', \
+                 value ->> 'v', value ->> 'p', value ->> 'tr', value ->> 'ca', value ->> 'co', ?2 \
+             FROM json_each(?1) ORDER BY key \
+             RETURNING event_id, position",
+        )
+        .bind(serde_json::Value::Array(rows_json).to_string())
+        .bind(Utc::now())
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in rows {
+            positions.insert(
+                parse_id(&row, "event_id", EventId::from_uuid)?,
+                GlobalPosition::new(row.try_get::<i64, _>("position")? as u64),
             );
         }
     }
 
-    let plans = batch::plan(batch, &heads, &stored);
-    let now: DateTime<Utc> = Utc::now();
-    let mut answers = Vec::with_capacity(batch.len());
-    for (r, p) in batch.iter().zip(plans) {
-        let first_seq = match p {
-            Plan::Answer(a) => {
-                answers.push(a);
-                continue;
+    batch
+        .iter()
+        .zip(plans)
+        .map(|(r, p)| match p {
+            Plan::Answer(a) => Ok(a),
+            Plan::Insert { first_seq } => {
+                let mut out = Vec::with_capacity(r.events.len());
+                for (i, e) in r.events.iter().enumerate() {
+                    let pos = positions.get(&e.event_id).ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "insert returned no position for {}",
+                            e.event_id
+                        ))
+                    })?;
+                    out.push((Seq::new(first_seq.get() + i as u64), *pos));
+                }
+                Ok(Ok(AppendOutcome {
+                    call_id: r.call_id,
+                    positions: out,
+                    deduplicated: false,
+                }))
             }
-            Plan::Insert { first_seq } => first_seq,
-        };
-        let mut positions = Vec::with_capacity(r.events.len());
-        for (i, e) in r.events.iter().enumerate() {
-            let seq = Seq::new(first_seq.get() + i as u64);
-            let position: i64 = sqlx::query_scalar(
-                    "INSERT INTO call_events (event_id, tenant_id, call_id, seq, event_type, \
-                         schema_version, payload, trace_id, causation_id, correlation_id, recorded_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
-                )
-                .bind(e.event_id.as_uuid().hyphenated().to_string())
-                .bind(r.tenant.as_str())
-                .bind(r.call_id.as_uuid().hyphenated().to_string())
-                .bind(to_i64(seq.get()))
-                .bind(e.event_type)
-                .bind(i64::from(e.schema_version))
-                .bind(&e.payload)
-                .bind(e.trace_id.as_ref().map(|t| t.as_str()))
-                .bind(e.causation_id.map(|c| c.as_uuid().hyphenated().to_string()))
-                .bind(e.correlation_id.map(|c| c.as_uuid().hyphenated().to_string()))
-                .bind(now)
-                .fetch_one(&mut *conn)
-                .await?;
-            positions.push((seq, GlobalPosition::new(position as u64)));
-        }
-        answers.push(Ok(AppendOutcome {
-            call_id: r.call_id,
-            positions,
-            deduplicated: false,
-        }));
-    }
-    Ok(answers)
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -214,7 +251,6 @@ fn parse_opt_uuid(row: &SqliteRow, column: &str) -> Result<Option<Uuid>, StoreEr
 }
 
 fn raw(row: &SqliteRow) -> Result<RawEvent, StoreError> {
-    let payload: String = row.try_get("payload")?;
     let event_id: String = row.try_get("event_id")?;
     let event_uuid = Uuid::parse_str(&event_id)
         .map_err(|_| StoreError::Corrupt(format!("event_id {event_id:?} is not a UUID")))?;
@@ -226,11 +262,7 @@ fn raw(row: &SqliteRow) -> Result<RawEvent, StoreError> {
         seq: row.try_get("seq")?,
         event_type: row.try_get("event_type")?,
         schema_version: row.try_get("schema_version")?,
-        payload: serde_json::from_str(&payload).map_err(|e| {
-            StoreError::Corrupt(format!(
-                "event {event_id} has a payload that is not JSON: {e}"
-            ))
-        })?,
+        payload: row.try_get("payload")?,
         trace_id: row.try_get("trace_id")?,
         causation_id: parse_opt_uuid(row, "causation_id")?,
         correlation_id: parse_opt_uuid(row, "correlation_id")?,

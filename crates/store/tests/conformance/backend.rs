@@ -247,3 +247,56 @@ async fn sqlite_unmigrated_file_is_refused_without_migrations() {
     );
     SqliteEventStore::open(&url, config).await.unwrap();
 }
+
+/// A node hears the other nodes' appends (LISTEN/NOTIFY), with the call, seq and position —
+/// and only once the rows are committed and readable.
+#[tokio::test]
+async fn postgres_wakes_other_nodes() {
+    use store::Wakeup;
+    use tokio::sync::broadcast::error::RecvError;
+    let Some(db) = PgTestDb::create("postgres_wakes_other_nodes").await else {
+        return;
+    };
+    let a = PgEventStore::connect(&db.url, StoreConfig::default())
+        .await
+        .unwrap();
+    let b = PgEventStore::connect(&db.url, StoreConfig::default())
+        .await
+        .unwrap();
+    let mut rx = b.subscribe();
+    // The listener says Resync once it is listening; wait for that so no notice is missed.
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while !matches!(rx.recv().await, Ok(Wakeup::Resync)) {}
+    })
+    .await
+    .expect("b's listener started");
+    let call = CallId::new();
+    let out = a
+        .append(
+            call,
+            &tenant(),
+            ExpectedVersion::Exact(Seq::ZERO),
+            vec![started(), crate::fixtures::segment(1, "hi")],
+        )
+        .await
+        .unwrap();
+    let (seq, position) = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match rx.recv().await {
+                Ok(Wakeup::Appended {
+                    call_id,
+                    seq,
+                    position,
+                }) if call_id == call => return (seq, position),
+                Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => panic!("closed"),
+            }
+        }
+    })
+    .await
+    .expect("b was woken by a's append");
+    assert_eq!((seq, position), (out.last_seq(), out.last_position()));
+    assert_eq!(b.read_stream(call, Seq::ZERO, 10).await.unwrap().len(), 2);
+    drop((a, b));
+    db.drop_db().await;
+}
