@@ -189,6 +189,19 @@ async fn bench_backend(name: &str, db: TestStore) {
     let store = store::open(&db.url, StoreConfig::default())
         .await
         .expect("open store");
+    let mut results = Vec::new();
+    for _ in 0..runs {
+        results.push(append_run(store.clone(), 64, 3, seconds).await);
+    }
+    println!(
+        "| {name} | append 3 events (segment + rule events), group commit | 64 writers | {:.0} events/s | {} |",
+        median(results.clone()),
+        results
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let analyze = (store.backend() == "postgres").then_some(db.url.as_str());
     let (mem, stored) = rebuild(store.as_ref(), analyze).await;
     println!(

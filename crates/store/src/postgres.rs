@@ -9,6 +9,7 @@
 //! other nodes' listeners turn it into a local [`Wakeup`] and read the rows themselves.
 
 use std::collections::HashMap;
+use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -16,7 +17,7 @@ use domain::{
     CallId, CallListing, EventId, GlobalPosition, NewEvent, RecordedEvent, Seq, TenantId,
 };
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
@@ -49,9 +50,17 @@ impl PgEventStore {
     /// Connects, runs the embedded migrations (safe to race: sqlx takes its own lock) and
     /// starts the committer and the notification listener.
     pub async fn connect(url: &str, config: StoreConfig) -> Result<Self, StoreError> {
+        // Plan every statement for its actual parameters. sqlx prepares statements once per
+        // connection; Postgres then switches to a generic plan chosen with the statistics of
+        // that moment, and a plan chosen while `call_events` was nearly empty (a sequential
+        // scan) is kept as the table grows, until the next ANALYZE: appends slowed down
+        // several-fold within a minute in the benchmark. Planning these small statements
+        // costs tens of microseconds.
+        let options =
+            PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections.max(2))
-            .connect(url)
+            .connect_with(options)
             .await?;
         if config.run_migrations {
             MIGRATOR.run(&pool).await?;
