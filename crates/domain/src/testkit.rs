@@ -308,7 +308,7 @@ pub fn started(tenant: &str, agent: &str) -> CallEvent {
 pub fn segment(n: u64, text: &str, is_final: bool) -> CallEvent {
     CallEvent::SegmentAdded(SegmentAdded {
         segment_id: SegmentId::parse(format!("seg-{n}")).expect("valid"),
-        speaker: if n % 2 == 0 {
+        speaker: if n.is_multiple_of(2) {
             Speaker::Agent
         } else {
             Speaker::Customer
