@@ -133,7 +133,11 @@ fn skip(test: &str, why: &str) -> Option<PgTestDb> {
     if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1" || v == "true") {
         panic!("{test}: Postgres is required ({REQUIRE_ENV} is set) but {why}");
     }
-    eprintln!(
+    // Straight to stderr, not `eprintln!`: the test harness captures the macros' output of a
+    // passing test, and a skip must be seen.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
         "\n!!!!!! SKIPPED Postgres test {test}: {why}.\n!!!!!! Set DATABASE_URL=postgres://… to run it.\n"
     );
     None
