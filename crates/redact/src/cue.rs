@@ -1,0 +1,149 @@
+//! Cue phrases: words that announce what the next number is ("my phone number is …").
+//!
+//! A cue changes two things: a digit run that follows it closely is redacted whatever its
+//! length (three digits after "my card number is" are part of a card), and it names the
+//! kind. Dates are redacted only after a date-of-birth cue, which is what keeps "on the
+//! fourteenth" or "since 2019" in the clear.
+
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Input, MatchKind};
+use serde::{Deserialize, Serialize};
+
+/// What a cue announces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Cue {
+    Phone,
+    Card,
+    Ssn,
+    Dob,
+    /// A number of some other kind (account, zip, PIN …): redacted, but by its shape or as
+    /// [`PiiKind::Number`](domain::event::PiiKind::Number).
+    Generic,
+}
+
+/// How many words may separate a cue from the value it announces ("my phone number is uh
+/// it's …"). Fillers are not counted.
+pub(crate) const WINDOW: u8 = 4;
+
+/// A longer window for dates: "my date of birth is the fourteenth of …" puts more words
+/// between the cue and the first token of the date, and a date still has to parse.
+pub(crate) const DOB_WINDOW: u8 = 6;
+
+const CUES: &[(&str, Cue)] = &[
+    ("phone", Cue::Phone),
+    ("phone number", Cue::Phone),
+    ("telephone", Cue::Phone),
+    ("cell", Cue::Phone),
+    ("cell phone", Cue::Phone),
+    ("mobile", Cue::Phone),
+    ("mobile number", Cue::Phone),
+    ("call me at", Cue::Phone),
+    ("call me on", Cue::Phone),
+    ("call me back at", Cue::Phone),
+    ("reach me at", Cue::Phone),
+    ("text me at", Cue::Phone),
+    ("callback number", Cue::Phone),
+    ("call back number", Cue::Phone),
+    ("contact number", Cue::Phone),
+    ("fax", Cue::Phone),
+    ("card", Cue::Card),
+    ("card number", Cue::Card),
+    ("credit card", Cue::Card),
+    ("debit card", Cue::Card),
+    ("visa", Cue::Card),
+    ("mastercard", Cue::Card),
+    ("amex", Cue::Card),
+    ("american express", Cue::Card),
+    ("security code", Cue::Card),
+    ("cvv", Cue::Card),
+    ("cvc", Cue::Card),
+    ("expiration date", Cue::Card),
+    ("expiry date", Cue::Card),
+    ("social", Cue::Ssn),
+    ("social security", Cue::Ssn),
+    ("social security number", Cue::Ssn),
+    ("ssn", Cue::Ssn),
+    ("s s n", Cue::Ssn),
+    ("date of birth", Cue::Dob),
+    ("birth date", Cue::Dob),
+    ("birthdate", Cue::Dob),
+    ("birthday", Cue::Dob),
+    ("born", Cue::Dob),
+    ("dob", Cue::Dob),
+    ("d o b", Cue::Dob),
+    ("number", Cue::Generic),
+    ("account", Cue::Generic),
+    ("account number", Cue::Generic),
+    ("routing number", Cue::Generic),
+    ("member number", Cue::Generic),
+    ("member id", Cue::Generic),
+    ("customer id", Cue::Generic),
+    ("policy number", Cue::Generic),
+    ("reference number", Cue::Generic),
+    ("confirmation number", Cue::Generic),
+    ("pin", Cue::Generic),
+    ("passcode", Cue::Generic),
+    ("zip", Cue::Generic),
+    ("zip code", Cue::Generic),
+    ("postal code", Cue::Generic),
+    ("postcode", Cue::Generic),
+    ("passport", Cue::Generic),
+    ("license number", Cue::Generic),
+    ("licence number", Cue::Generic),
+    ("tax id", Cue::Generic),
+    ("verification code", Cue::Generic),
+];
+
+static MATCHER: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(CUES.iter().map(|(p, _)| p))
+        .expect("the cue table is a fixed, valid pattern set")
+});
+
+pub(crate) fn warm_up() {
+    LazyLock::force(&MATCHER);
+}
+
+/// Cue matches in `text` that sit on word boundaries, as (byte start, byte end, cue).
+pub(crate) fn find(text: &str, out: &mut Vec<(usize, usize, Cue)>) {
+    let is_word = |c: char| c.is_alphanumeric();
+    let mut pos = 0;
+    while let Some(m) = MATCHER.find(Input::new(text).range(pos..)) {
+        let before_ok = !text[..m.start()].chars().next_back().is_some_and(is_word);
+        let after_ok = !text[m.end()..].chars().next().is_some_and(is_word);
+        if before_ok && after_ok {
+            out.push((m.start(), m.end(), CUES[m.pattern().as_usize()].1));
+            pos = m.end();
+        } else {
+            // A match that fails its boundary check ("phone number" inside "comphone
+            // number") must not hide a shorter cue inside it ("number"): resume right after
+            // its first character instead of after the whole match.
+            pos = m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_cue_wins_and_boundaries_are_respected() {
+        let mut out = Vec::new();
+        find(
+            "my Social Security Number is … phones cardinal card",
+            &mut out,
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].2, Cue::Ssn);
+        assert_eq!(out[1].2, Cue::Card);
+        out.clear();
+        find("x@gmail.comphone number is", &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].2, Cue::Generic);
+    }
+}
