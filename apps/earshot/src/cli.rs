@@ -1,7 +1,8 @@
-//! The command tree. One binary: `serve`, `migrate`, `events`; later issues add `replay`,
-//! `rules`, `worker`.
+//! The command tree. One binary: `serve`, `migrate`, `events`, `rules check`; later issues
+//! add `replay` and `worker`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use domain::{CallId, Seq};
@@ -60,6 +61,28 @@ pub enum Command {
         #[command(flatten)]
         store: StoreSettings,
     },
+    /// Rulesets: validate one, and see what it does on a transcript.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Validate a ruleset file; with --transcript, run the call through redaction and the
+    /// rules and print what fires, segment by segment.
+    Check {
+        /// The ruleset (YAML), e.g. rulesets/home-services.yaml.
+        file: PathBuf,
+        /// A transcript: the project's format (transcripts/*.json), a Harper Valley
+        /// transcript or an ABCD dialogue.
+        #[arg(long, value_name = "FILE")]
+        transcript: Option<PathBuf>,
+        /// Print one JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_call_id(s: &str) -> Result<CallId, String> {
@@ -88,6 +111,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let out =
                 crate::events::render(store.as_ref(), call_id, at.map(Seq::new), json).await?;
             print!("{out}");
+            Ok(())
+        }
+        Command::Rules {
+            command:
+                RulesCommand::Check {
+                    file,
+                    transcript,
+                    json,
+                },
+        } => {
+            crate::rules_check::ensure_file(&file)?;
+            print!(
+                "{}",
+                crate::rules_check::run(&file, transcript.as_deref(), json)?
+            );
             Ok(())
         }
     }

@@ -5,15 +5,17 @@
 //! # Layout
 //!
 //! - `cli`: the clap command tree and each subcommand's entry point (`serve`, `migrate`,
-//!   `events`).
+//!   `events`, `rules check`).
 //! - `settings`: where the store is (`DATABASE_URL`, or an SQLite file in the data dir).
 //! - `server`: [`server::build`] → a bound address and the future that serves until
 //!   shutdown; the routes and the background tasks it supervises.
 //! - `events`: the `events` subcommand's rendering of a call's log and rebuilt state.
+//! - `rules_check`: `rules check`, a ruleset validated and run over a redacted transcript.
 //! - `telemetry`: tracing setup (pretty in a terminal, JSON lines otherwise).
 
 pub mod cli;
 pub mod events;
+pub mod rules_check;
 pub mod server;
 pub mod settings;
 pub mod telemetry;

@@ -154,3 +154,120 @@ fn serve_on_a_fresh_data_dir() {
     let exit = child.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+fn repo(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}
+
+#[test]
+fn rules_check_validates_a_ruleset() {
+    earshot()
+        .args(["rules", "check"])
+        .arg(repo("rulesets/home-services.yaml"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("ruleset home-services v1"))
+        .stdout(predicate::str::contains(
+            "valid — 21 rules: 9 prohibited, 5 required, 7 triggers",
+        ));
+}
+
+#[test]
+fn rules_check_runs_a_redacted_transcript() {
+    let out = earshot()
+        .args(["rules", "check"])
+        .arg(repo("rulesets/home-services.yaml"))
+        .arg("--transcript")
+        .arg(repo("transcripts/hvac-booking-guarantee.json"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    // The prohibited claim, on the line right after the segment that made it.
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("I guarantee we'll have it fixed today"))
+        .unwrap();
+    assert!(lines[at].starts_with("00:14.6    agent:"), "{}", lines[at]);
+    assert!(
+        lines[at + 1].contains("ALERT CRITICAL no-guarantee"),
+        "{}",
+        lines[at + 1]
+    );
+    // The callback number is redacted before the rules (and the screen) see it.
+    assert!(text.contains("You can reach me at [PHONE]."), "{text}");
+    assert!(!text.contains("four one five"), "{text}");
+    assert!(
+        text.contains(
+            "summary: 1 alerts (1 critical, 0 warning, 0 info); checklist 5 done, 0 missed; 1 cards"
+        ),
+        "{text}"
+    );
+
+    // The same as JSON: events carry the rule and the ruleset version that fired.
+    let out = earshot()
+        .args(["rules", "check", "--json"])
+        .arg(repo("rulesets/home-services.yaml"))
+        .arg("--transcript")
+        .arg(repo("transcripts/hvac-booking-guarantee.json"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let alert = &doc["segments"][2]["events"][0];
+    assert_eq!(alert["type"], "alert_raised");
+    assert_eq!(alert["data"]["rule"]["rule_id"], "no-guarantee");
+    assert_eq!(alert["data"]["rule"]["ruleset"]["version"], 1);
+    assert_eq!(alert["data"]["severity"], "critical");
+    let phone = &doc["segments"][7];
+    assert_eq!(phone["redactions"][0]["kind"], "phone");
+}
+
+#[test]
+fn rules_check_reads_harper_valley_calls() {
+    let sid = std::fs::read_to_string(repo("../shared/data/harper-valley/sids.txt")).unwrap();
+    let sid = sid.split_whitespace().next().unwrap().to_owned();
+    earshot()
+        .args(["rules", "check"])
+        .arg(repo("rulesets/banking.yaml"))
+        .arg("--transcript")
+        .arg(repo(&format!(
+            "../shared/data/harper-valley/transcript/{sid}.json"
+        )))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("done  greeting-bank-name"))
+        .stdout(predicate::str::contains("call ended"));
+}
+
+#[test]
+fn a_broken_ruleset_names_file_line_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.yaml");
+    std::fs::write(
+        &file,
+        "id: broken\nversion: 1\nrules:\n  - id: no-guarantee\n    kind: prohibited\n    severity: critical\n    message: no\n    match: { phrases: [guarantee] }\n  - id: no-guarantee\n    kind: prohibited\n    severity: critical\n    message: again\n    match: { phrases: [promise] }\n",
+    )
+    .unwrap();
+    earshot()
+        .args(["rules", "check"])
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("broken.yaml:9"))
+        .stderr(predicate::str::contains("no-guarantee"));
+    earshot()
+        .args(["rules", "check", "/nonexistent/rules.yaml"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "/nonexistent/rules.yaml is not a file",
+        ));
+}
