@@ -245,9 +245,8 @@ fn validate_segment(s: &SegmentAdded) -> Result<(), DomainError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{EventMetadata, RecordedEvent};
     use crate::event::{PiiKind, Redaction, Speaker};
-    use crate::ids::{CallId, EventId, GlobalPosition, RulesetId, Seq};
+    use crate::ids::{CallId, RulesetId, Seq};
 
     fn actor() -> ActorId {
         ActorId::parse("lead-1").unwrap()
@@ -285,22 +284,8 @@ mod tests {
         let mut state = CallState::default();
         for c in commands {
             for event in decide(&state, c)? {
-                let seq = state.version.next();
-                state.apply(&RecordedEvent {
-                    meta: EventMetadata {
-                        event_id: EventId::new(),
-                        tenant: TenantId::default_tenant(),
-                        call_id,
-                        seq,
-                        global_position: GlobalPosition::new(seq.get()),
-                        recorded_at: chrono::Utc::now(),
-                        trace_id: None,
-                        causation_id: None,
-                        correlation_id: None,
-                        schema_version: 1,
-                    },
-                    event,
-                });
+                let seq = state.version.next().get();
+                state.apply(&crate::testkit::recorded(call_id, seq, event));
             }
         }
         Ok(state)
@@ -488,20 +473,10 @@ mod tests {
         assert_eq!(d.disposition, Disposition::Lead);
         assert_eq!(d.overridden_by, Some(actor()));
         // A summary generated after the override keeps the human's disposition.
-        let mut recorded = RecordedEvent {
-            meta: EventMetadata {
-                event_id: EventId::new(),
-                tenant: TenantId::default_tenant(),
-                call_id: state.info.as_ref().unwrap().call_id,
-                seq: state.version.next(),
-                global_position: GlobalPosition::new(99),
-                recorded_at: chrono::Utc::now(),
-                trace_id: None,
-                causation_id: None,
-                correlation_id: None,
-                schema_version: 1,
-            },
-            event: CallEvent::SummaryGenerated(SummaryGenerated {
+        let recorded = crate::testkit::recorded(
+            state.info.as_ref().unwrap().call_id,
+            state.version.next().get(),
+            CallEvent::SummaryGenerated(SummaryGenerated {
                 summary: Summary {
                     reason_for_call: "AC not cooling".into(),
                     actions_taken: vec![],
@@ -512,7 +487,7 @@ mod tests {
                 provider: "offline".into(),
                 model: "extractive-v1".into(),
             }),
-        };
+        );
         state.apply(&recorded);
         assert_eq!(
             state.disposition.as_ref().unwrap().disposition,
@@ -522,7 +497,6 @@ mod tests {
             state.summary.as_ref().unwrap().disposition,
             Disposition::Spam
         );
-        recorded.meta.seq = state.version.next();
         let again = decide(
             &state,
             Command::OverrideDisposition {

@@ -290,6 +290,25 @@ fn build(ops: Vec<Op>) -> Vec<CallEvent> {
     out
 }
 
+/// `event` as the store would return it at `seq` of `call_id` (position = seq, now).
+pub fn recorded(call_id: CallId, seq: u64, event: CallEvent) -> crate::RecordedEvent {
+    crate::RecordedEvent {
+        meta: crate::EventMetadata {
+            event_id: EventId::new(),
+            tenant: TenantId::default_tenant(),
+            call_id,
+            seq: Seq::new(seq),
+            global_position: crate::GlobalPosition::new(seq),
+            recorded_at: chrono::Utc::now(),
+            trace_id: None,
+            causation_id: None,
+            correlation_id: None,
+            schema_version: 1,
+        },
+        event,
+    }
+}
+
 /// A `CallStarted` for `tenant` and `agent` on the home-services ruleset.
 pub fn started(tenant: &str, agent: &str) -> CallEvent {
     CallEvent::CallStarted(CallStarted {

@@ -1,31 +1,14 @@
 //! Properties of the pure fold over random valid event sequences.
 
 use domain::testkit;
-use domain::{
-    CallEvent, CallId, CallListing, CallState, EventId, EventMetadata, GlobalPosition,
-    RecordedEvent, Seq, TenantId,
-};
+use domain::{CallEvent, CallId, CallListing, CallState, RecordedEvent};
 use proptest::prelude::*;
 
 fn record(call_id: CallId, events: Vec<CallEvent>) -> Vec<RecordedEvent> {
     events
         .into_iter()
         .enumerate()
-        .map(|(i, event)| RecordedEvent {
-            meta: EventMetadata {
-                event_id: EventId::new(),
-                tenant: TenantId::default_tenant(),
-                call_id,
-                seq: Seq::new(i as u64 + 1),
-                global_position: GlobalPosition::new(i as u64 * 3 + 1),
-                recorded_at: chrono::Utc::now(),
-                trace_id: None,
-                causation_id: None,
-                correlation_id: None,
-                schema_version: 1,
-            },
-            event,
-        })
+        .map(|(i, event)| testkit::recorded(call_id, i as u64 + 1, event))
         .collect()
 }
 

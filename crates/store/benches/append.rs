@@ -157,6 +157,16 @@ async fn rebuild(store: &dyn EventStore, analyze_url: Option<&str>) -> (f64, f64
     (median(in_memory), median(from_store))
 }
 
+/// One table row: the median and every run.
+fn report(store: &str, what: &str, writers: usize, results: Vec<f64>) {
+    let runs: Vec<String> = results.iter().map(|r| format!("{r:.0}")).collect();
+    println!(
+        "| {store} | {what} | {writers} writers | {:.0} events/s | {} |",
+        median(results),
+        runs.join(", ")
+    );
+}
+
 async fn bench_backend(name: &str, db: TestStore) {
     let seconds = env_u64("BENCH_SECONDS", 3);
     let runs = env_u64("BENCH_RUNS", 3);
@@ -175,15 +185,7 @@ async fn bench_backend(name: &str, db: TestStore) {
             for _ in 0..runs {
                 results.push(append_run(store.clone(), writers, 1, seconds).await);
             }
-            println!(
-                "| {name} | append 1 event, {mode} | {writers} writers | {:.0} events/s | {} |",
-                median(results.clone()),
-                results
-                    .iter()
-                    .map(|r| format!("{r:.0}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            report(name, &format!("append 1 event, {mode}"), writers, results);
         }
     }
     let store = store::open(&db.url, StoreConfig::default())
@@ -193,14 +195,11 @@ async fn bench_backend(name: &str, db: TestStore) {
     for _ in 0..runs {
         results.push(append_run(store.clone(), 64, 3, seconds).await);
     }
-    println!(
-        "| {name} | append 3 events (segment + rule events), group commit | 64 writers | {:.0} events/s | {} |",
-        median(results.clone()),
-        results
-            .iter()
-            .map(|r| format!("{r:.0}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+    report(
+        name,
+        "append 3 events (segment + rule events), group commit",
+        64,
+        results,
     );
     let analyze = (store.backend() == "postgres").then_some(db.url.as_str());
     let (mem, stored) = rebuild(store.as_ref(), analyze).await;
