@@ -271,3 +271,73 @@ fn a_broken_ruleset_names_file_line_and_rule() {
             "/nonexistent/rules.yaml is not a file",
         ));
 }
+
+/// The project's transcripts through the default rulesets: transcript in → what fires out.
+#[test]
+fn rules_check_on_every_project_transcript() {
+    let table: &[(&str, &str, &str, &[&str])] = &[
+        (
+            "home-services",
+            "hvac-booking-guarantee",
+            "1 alerts (1 critical, 0 warning, 0 info); checklist 5 done, 0 missed; 1 cards",
+            &["ALERT CRITICAL no-guarantee", "CARD  Quoting a price"],
+        ),
+        (
+            "home-services",
+            "hvac-lead-no-booking",
+            "0 alerts (0 critical, 0 warning, 0 info); checklist 4 done, 1 missed; 1 cards",
+            &[
+                "CARD  Competitor mentioned",
+                "done  offer-appointment",
+                "MISSED confirm-service-address",
+            ],
+        ),
+        (
+            "home-services",
+            "spam-call",
+            "0 alerts (0 critical, 0 warning, 0 info); checklist 1 done, 4 missed; 0 cards",
+            &["MISSED recording-consent", "MISSED offer-appointment"],
+        ),
+        (
+            "home-services",
+            "angry-cancellation",
+            "1 alerts (1 critical, 0 warning, 0 info); checklist 4 done, 1 missed; 2 cards",
+            &[
+                "CARD  Customer wants to cancel",
+                "CARD  Customer is upset",
+                "done  confirm-service-address",
+            ],
+        ),
+        (
+            "banking",
+            "bank-card-replacement",
+            "0 alerts (0 critical, 0 warning, 0 info); checklist 4 done, 1 missed; 1 cards",
+            &[
+                "done  verify-identity",
+                "CARD  Lost, stolen or fraud",
+                "date of birth is [DOB]",
+                "[CARD]",
+            ],
+        ),
+    ];
+    for (ruleset, transcript, summary, lines) in table {
+        let out = earshot()
+            .args(["rules", "check"])
+            .arg(repo(&format!("rulesets/{ruleset}.yaml")))
+            .arg("--transcript")
+            .arg(repo(&format!("transcripts/{transcript}.json")))
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(&format!("summary: {summary}")),
+            "{transcript}:\n{text}"
+        );
+        for line in *lines {
+            assert!(text.contains(line), "{transcript}: no {line:?} in\n{text}");
+        }
+    }
+}
