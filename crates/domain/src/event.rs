@@ -264,6 +264,16 @@ pub enum DecodeError {
     },
 }
 
+impl DecodeError {
+    fn payload(event_type: &str, version: u16, source: serde_json::Error) -> Self {
+        DecodeError::Payload {
+            event_type: event_type.to_owned(),
+            version,
+            source,
+        }
+    }
+}
+
 /// A [`CallEvent`] as the store writes it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EncodedEvent {
@@ -323,11 +333,7 @@ macro_rules! catalogue {
                     let payload = upcast($name, schema_version, $version, payload)?;
                     serde_json::from_value::<$payload>(payload)
                         .map(CallEvent::$variant)
-                        .map_err(|source| DecodeError::Payload {
-                            event_type: $name.to_owned(),
-                            version: schema_version,
-                            source,
-                        })
+                        .map_err(|source| DecodeError::payload($name, schema_version, source))
                 })*
                 other => Err(DecodeError::UnknownType(other.to_owned())),
             }
@@ -341,18 +347,11 @@ macro_rules! catalogue {
                 $($name if schema_version == $version => {
                     serde_json::from_str::<$payload>(payload)
                         .map(CallEvent::$variant)
-                        .map_err(|source| DecodeError::Payload {
-                            event_type: $name.to_owned(),
-                            version: schema_version,
-                            source,
-                        })
+                        .map_err(|source| DecodeError::payload($name, schema_version, source))
                 })*
                 _ => {
-                    let value = serde_json::from_str(payload).map_err(|source| DecodeError::Payload {
-                        event_type: event_type.to_owned(),
-                        version: schema_version,
-                        source,
-                    })?;
+                    let value = serde_json::from_str(payload)
+                        .map_err(|source| DecodeError::payload(event_type, schema_version, source))?;
                     decode(event_type, schema_version, value)
                 }
             }

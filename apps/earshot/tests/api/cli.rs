@@ -9,6 +9,12 @@ use store::testkit::TestStore;
 
 use crate::helpers::seed_call;
 
+/// Runs the command, asserts it succeeded, and returns its standard output.
+fn stdout(cmd: &mut Command) -> String {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    String::from_utf8(out).expect("UTF-8 output")
+}
+
 fn earshot() -> Command {
     let mut c = Command::cargo_bin("earshot").unwrap();
     c.env_remove("DATABASE_URL")
@@ -33,15 +39,11 @@ async fn events_prints_the_log_and_the_state_at_any_seq() {
     let call = seed_call(&db).await;
     let call_s = call.to_string();
 
-    let out = earshot()
-        .args(["events", &call_s])
-        .env("DATABASE_URL", &db.url)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = stdout(
+        earshot()
+            .args(["events", &call_s])
+            .env("DATABASE_URL", &db.url),
+    );
     assert!(
         text.contains(&format!("call {call}: all 4 events")),
         "{text}"
@@ -52,30 +54,23 @@ async fn events_prints_the_log_and_the_state_at_any_seq() {
     assert!(text.contains("state at seq 4: Live"));
 
     // At seq 2: only the first segment, no alert yet.
-    let out = earshot()
-        .args(["events", &call_s, "--at", "2"])
-        .env("DATABASE_URL", &db.url)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = stdout(
+        earshot()
+            .args(["events", &call_s, "--at", "2"])
+            .env("DATABASE_URL", &db.url),
+    );
     assert!(text.contains("up to seq 2 of 4 events"), "{text}");
     assert!(text.contains("my ac stopped cooling"));
     assert!(!text.contains("i guarantee"), "{text}");
     assert!(text.contains("alerts: 0"));
 
     // JSON: the events and the rebuilt state.
-    let out = earshot()
-        .args(["events", &call_s, "--at", "3", "--json"])
-        .env("DATABASE_URL", &db.url)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let out = stdout(
+        earshot()
+            .args(["events", &call_s, "--at", "3", "--json"])
+            .env("DATABASE_URL", &db.url),
+    );
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["top_seq"], 4);
     assert_eq!(doc["as_of"], 3);
     assert_eq!(doc["events"].as_array().unwrap().len(), 3);
@@ -176,17 +171,13 @@ fn rules_check_validates_a_ruleset() {
 
 #[test]
 fn rules_check_runs_a_redacted_transcript() {
-    let out = earshot()
-        .args(["rules", "check"])
-        .arg(repo("rulesets/home-services.yaml"))
-        .arg("--transcript")
-        .arg(repo("transcripts/hvac-booking-guarantee.json"))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = stdout(
+        earshot()
+            .args(["rules", "check"])
+            .arg(repo("rulesets/home-services.yaml"))
+            .arg("--transcript")
+            .arg(repo("transcripts/hvac-booking-guarantee.json")),
+    );
     // The prohibited claim, on the line right after the segment that made it.
     let lines: Vec<&str> = text.lines().collect();
     let at = lines
@@ -210,17 +201,14 @@ fn rules_check_runs_a_redacted_transcript() {
     );
 
     // The same as JSON: events carry the rule and the ruleset version that fired.
-    let out = earshot()
-        .args(["rules", "check", "--json"])
-        .arg(repo("rulesets/home-services.yaml"))
-        .arg("--transcript")
-        .arg(repo("transcripts/hvac-booking-guarantee.json"))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let out = stdout(
+        earshot()
+            .args(["rules", "check", "--json"])
+            .arg(repo("rulesets/home-services.yaml"))
+            .arg("--transcript")
+            .arg(repo("transcripts/hvac-booking-guarantee.json")),
+    );
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     let alert = &doc["segments"][2]["events"][0];
     assert_eq!(alert["type"], "alert_raised");
     assert_eq!(alert["data"]["rule"]["rule_id"], "no-guarantee");
@@ -321,17 +309,13 @@ fn rules_check_on_every_project_transcript() {
         ),
     ];
     for (ruleset, transcript, summary, lines) in table {
-        let out = earshot()
-            .args(["rules", "check"])
-            .arg(repo(&format!("rulesets/{ruleset}.yaml")))
-            .arg("--transcript")
-            .arg(repo(&format!("transcripts/{transcript}.json")))
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        let text = String::from_utf8(out).unwrap();
+        let text = stdout(
+            earshot()
+                .args(["rules", "check"])
+                .arg(repo(&format!("rulesets/{ruleset}.yaml")))
+                .arg("--transcript")
+                .arg(repo(&format!("transcripts/{transcript}.json"))),
+        );
         assert!(
             text.contains(&format!("summary: {summary}")),
             "{transcript}:\n{text}"

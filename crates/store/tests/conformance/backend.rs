@@ -37,11 +37,7 @@ async fn postgres_refuses_update_delete_and_truncate() {
 
 #[tokio::test]
 async fn sqlite_refuses_update_and_delete() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("e.db").display());
-    let store = SqliteEventStore::open(&url, StoreConfig::default())
-        .await
-        .unwrap();
+    let (_dir, store) = sqlite_store().await;
     let call = CallId::new();
     store
         .append(call, &tenant(), ExpectedVersion::Any, vec![started()])
@@ -116,11 +112,7 @@ async fn postgres_undecodable_rows_are_named_errors() {
 
 #[tokio::test]
 async fn sqlite_undecodable_rows_are_named_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("e.db").display());
-    let store = SqliteEventStore::open(&url, StoreConfig::default())
-        .await
-        .unwrap();
+    let (_dir, store) = sqlite_store().await;
     let pool = store.pool().clone();
     let insert = async |id: EventId, call: CallId, ty: &str, v: i64| {
         sqlx::query(
@@ -253,7 +245,6 @@ async fn sqlite_unmigrated_file_is_refused_without_migrations() {
 #[tokio::test]
 async fn postgres_wakes_other_nodes() {
     use store::Wakeup;
-    use tokio::sync::broadcast::error::RecvError;
     let Some(db) = PgTestDb::create("postgres_wakes_other_nodes").await else {
         return;
     };
@@ -280,23 +271,19 @@ async fn postgres_wakes_other_nodes() {
         )
         .await
         .unwrap();
-    let (seq, position) = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-        loop {
-            match rx.recv().await {
-                Ok(Wakeup::Appended {
-                    call_id,
-                    seq,
-                    position,
-                }) if call_id == call => return (seq, position),
-                Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => panic!("closed"),
-            }
-        }
-    })
-    .await
-    .expect("b was woken by a's append");
+    let (seq, position) = crate::fixtures::wakeup_for(&mut rx, call).await;
     assert_eq!((seq, position), (out.last_seq(), out.last_position()));
     assert_eq!(b.read_stream(call, Seq::ZERO, 10).await.unwrap().len(), 2);
     drop((a, b));
     db.drop_db().await;
+}
+
+/// A migrated SQLite store in a temp dir (kept alive by the returned guard).
+async fn sqlite_store() -> (tempfile::TempDir, SqliteEventStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("e.db").display());
+    let store = SqliteEventStore::open(&url, StoreConfig::default())
+        .await
+        .unwrap();
+    (dir, store)
 }

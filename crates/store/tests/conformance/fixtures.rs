@@ -1,7 +1,11 @@
 //! Events to append in tests (built by `domain::testkit`).
 
+use std::time::Duration;
+
 use domain::testkit;
-use domain::{NewEvent, TenantId};
+use domain::{CallId, GlobalPosition, NewEvent, Seq, TenantId};
+use store::Wakeup;
+use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 pub fn tenant() -> TenantId {
     TenantId::parse("acme-hvac").unwrap()
@@ -17,4 +21,24 @@ pub fn segment(n: u64, text: &str) -> NewEvent {
 
 pub fn alert() -> NewEvent {
     NewEvent::new(testkit::alert())
+}
+
+/// The next `Appended` wake-up for `call` (others are skipped; a lag is not a failure),
+/// within 5 s.
+pub async fn wakeup_for(rx: &mut Receiver<Wakeup>, call: CallId) -> (Seq, GlobalPosition) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match rx.recv().await {
+                Ok(Wakeup::Appended {
+                    call_id,
+                    seq,
+                    position,
+                }) if call_id == call => return (seq, position),
+                Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => panic!("wake-ups closed"),
+            }
+        }
+    })
+    .await
+    .expect("a wake-up for the call within 5 s")
 }

@@ -9,7 +9,7 @@ use store::{EventStore, ExpectedVersion, StoreError, Wakeup};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::Harness;
-use crate::fixtures::{alert, segment, started, tenant};
+use crate::fixtures::{alert, segment, started, tenant, wakeup_for};
 
 const ANY: ExpectedVersion = ExpectedVersion::Any;
 
@@ -396,24 +396,7 @@ pub async fn wakeups_follow_commits(h: &Harness) {
         .append(call, &tenant(), exact(0), events)
         .await
         .unwrap();
-    let deadline = Duration::from_secs(5);
-    let w = tokio::time::timeout(deadline, async {
-        loop {
-            match rx.recv().await {
-                Ok(Wakeup::Appended {
-                    call_id,
-                    seq,
-                    position,
-                }) if call_id == call => {
-                    return (seq, position);
-                }
-                Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => panic!("wake-ups closed"),
-            }
-        }
-    })
-    .await
-    .expect("a wake-up for the append");
+    let w = wakeup_for(&mut rx, call).await;
     assert_eq!(w, (Seq::new(2), out.last_position()));
     // The rows are there when the wake-up arrives.
     let rows = h
@@ -445,7 +428,7 @@ pub async fn wakeups_follow_commits(h: &Harness) {
         .append(other, &tenant(), exact(0), vec![started()])
         .await
         .unwrap();
-    let next = tokio::time::timeout(deadline, async {
+    let next = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match rx.recv().await {
                 Ok(Wakeup::Appended { call_id, .. }) => return call_id,
