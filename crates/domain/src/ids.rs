@@ -457,3 +457,57 @@ mod tests {
         assert!(e.to_string().contains("segment id"));
     }
 }
+
+uuid_id!(
+    /// One API token (the secret itself is never stored, only its SHA-256).
+    TokenId,
+    "token id"
+);
+
+/// What a bearer token may do within its tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// An ingest source or a background worker: starts and ends calls, posts segments and
+    /// suggestions; cannot edit rulesets or tokens.
+    Service,
+    /// A CSR: reads and follows their calls, acknowledges alerts, gives feedback.
+    Agent,
+    /// Watches all the tenant's calls live, overrides dispositions.
+    Supervisor,
+    /// Everything in the tenant, including rulesets and tokens.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Service => "service",
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        match s {
+            "service" => Ok(Role::Service),
+            "agent" => Ok(Role::Agent),
+            "supervisor" => Ok(Role::Supervisor),
+            "admin" => Ok(Role::Admin),
+            other => Err(IdError::new(
+                "role",
+                format!(
+                    "{:?} is not one of admin, supervisor, agent, service",
+                    short(other)
+                ),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

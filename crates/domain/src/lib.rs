@@ -33,7 +33,7 @@ pub use envelope::{EventMetadata, NewEvent, RecordedEvent};
 pub use event::{CallEvent, DecodeError, EncodedEvent, decode, decode_str};
 pub use ids::{
     ActorId, AgentId, AlertId, CallId, CardId, CorrelationId, EventId, GlobalPosition, IdError,
-    LanguageTag, RuleId, RulesetId, SegmentId, Seq, SuggestionId, TenantId, TraceId,
+    LanguageTag, Role, RuleId, RulesetId, SegmentId, Seq, SuggestionId, TenantId, TokenId, TraceId,
 };
 pub use listing::CallListing;
 pub use state::{CallState, CallStatus};
