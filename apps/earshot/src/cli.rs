@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use domain::{CallId, Seq};
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::StoreSettings;
+use crate::settings::{ServerSettings, StoreSettings};
 use crate::telemetry::LogFormat;
 
 #[derive(Parser, Debug)]
@@ -41,6 +41,8 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long, env = "EARSHOT_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        #[command(flatten)]
+        server: ServerSettings,
     },
     /// Create or upgrade the store's schema, then exit.
     Migrate {
@@ -91,7 +93,11 @@ fn parse_call_id(s: &str) -> Result<CallId, String> {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { store, listen } => serve(store, listen).await,
+        Command::Serve {
+            store,
+            listen,
+            server,
+        } => serve(store, listen, server).await,
         Command::Migrate { store } => {
             let url = store.url()?;
             let backend = store::migrate(&url).await?;
@@ -131,16 +137,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(settings: StoreSettings, listen: SocketAddr) -> anyhow::Result<()> {
+async fn serve(
+    settings: StoreSettings,
+    listen: SocketAddr,
+    server: ServerSettings,
+) -> anyhow::Result<()> {
     let url = settings.url()?;
-    let store = settings.open().await?;
-    let app = crate::server::Application::build(listen, store.clone()).await?;
+    let store = settings.open_store().await?;
+    let app = crate::server::Application::build(listen, store.clone(), server.config()?).await?;
     println!(
         "earshot listening on http://{} (store: {} at {})",
         app.addr(),
         store.backend(),
         store::redact_url(&url)
     );
+    if let Some(token) = &app.first_admin_token {
+        // Shown once, on the console only: it is not logged, and only its hash is stored.
+        println!(
+            "\nFirst start: created tenant \"default\" with the built-in rulesets.\n\
+             Its admin token (shown only now; keep it):\n\n    {}\n\n\
+             Use it as `Authorization: Bearer <token>`; make more with POST /api/v1/tokens.\n\
+             API docs: http://{}/docs\n",
+            secrecy::ExposeSecret::expose_secret(token),
+            app.addr()
+        );
+    }
     tracing::info!(addr = %app.addr(), store = store.backend(), "serving");
     let shutdown = CancellationToken::new();
     tokio::spawn(crate::server::cancel_on_signal(shutdown.clone()));

@@ -13,8 +13,14 @@
 //! - `rules_check`: `rules check`, a ruleset validated and run over a redacted transcript.
 //! - `telemetry`: tracing setup (pretty in a terminal, JSON lines otherwise).
 
+pub mod api;
+pub mod auth;
+pub mod bootstrap;
 pub mod cli;
+pub mod engines;
 pub mod events;
+pub mod hub;
+pub mod pipeline;
 pub mod rules_check;
 pub mod server;
 pub mod settings;

@@ -1,11 +1,14 @@
-//! The `call_events` log: the only code in the workspace that speaks SQL to it.
+//! The `call_events` log and the directory beside it (tenants, API tokens, rulesets): the
+//! only code in the workspace that speaks SQL.
 //!
-//! One [`EventStore`] trait, two implementations with the same semantics, checked by one
-//! conformance suite (`tests/conformance`):
+//! Two traits — [`EventStore`] (the log) and [`Directory`] — and two implementations of
+//! both, with the same semantics, checked by one conformance suite (`tests/conformance`):
 //!
 //! - [`PgEventStore`]: PostgreSQL, for production and for several server nodes on one
 //!   database.
 //! - [`SqliteEventStore`]: an SQLite file in WAL mode, the embedded default.
+//!
+//! [`Store`] is both traits at once, what the server holds; [`open_store`] opens one.
 //!
 //! # Guarantees
 //!
@@ -23,16 +26,29 @@
 //!   appends waiting for it into one transaction (group commit). See ARCHITECTURE.md.
 //! - **Append-only**: enforced by triggers in the database, not by convention.
 //!
+//! The directory is ordinary mutable data (tokens are revoked, rulesets activated) and is
+//! not part of the log: its writes are single statements, independent of the committer.
+//! Its invariants are constraints in the database: a token or ruleset belongs to an
+//! existing tenant, a token's secret hash is unique, ruleset versions are never overwritten,
+//! and a tenant's active ruleset is one of its own versions.
+//!
 //! # Layout
 //!
-//! - `lib.rs`: the trait, its argument and result types, [`StoreError`], [`open`].
+//! - `lib.rs`: the log's trait, its argument and result types, [`StoreError`], [`Store`],
+//!   [`open`] and [`open_store`].
 //! - `batch`: the pure part of group commit: checks a batch of appends against the stream
 //!   heads and the already-stored event ids, and assigns sequence numbers.
-//! - `postgres`, `sqlite`: the two implementations, each with its committer task.
+//! - `postgres`, `sqlite`: the two implementations of the log, each with its committer task.
+//! - `directory`: the [`Directory`] trait and its types ([`Tenant`], [`NewToken`],
+//!   [`TokenRecord`], [`StoredRuleset`]), what each named constraint of its tables means
+//!   as a [`StoreError`], and (`directory/{postgres,sqlite}`) its two implementations.
 //! - `testkit` (feature `testkit`): fresh Postgres databases for tests.
-//! - `migrations/{postgres,sqlite}`: the schema, embedded with `sqlx::migrate!`.
+//! - `migrations/{postgres,sqlite}`: the schema, embedded with `sqlx::migrate!`:
+//!   `0001` the log, `0002` the call list, `0003` the directory (`tenants`, `api_tokens`,
+//!   `rulesets`).
 
 mod batch;
+mod directory;
 mod postgres;
 mod row;
 mod sqlite;
@@ -49,6 +65,7 @@ use domain::{
 };
 use tokio::sync::broadcast;
 
+pub use directory::{Directory, NewToken, StoredRuleset, Tenant, TokenRecord};
 pub use postgres::PgEventStore;
 pub use sqlite::SqliteEventStore;
 
@@ -210,6 +227,12 @@ pub enum StoreError {
          run `earshot migrate` with a role that owns the schema"
     )]
     SchemaBehind { missing: Vec<i64> },
+    /// A directory entry with this id exists already (a tenant, a token, a ruleset version).
+    #[error("{what} {id} already exists")]
+    AlreadyExists { what: &'static str, id: String },
+    /// The directory entry an operation names does not exist (for that tenant).
+    #[error("no {what} {id}")]
+    NotFound { what: &'static str, id: String },
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
@@ -288,9 +311,21 @@ pub trait EventStore: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 }
 
+/// Everything the server needs from its database: the log and the directory.
+pub trait Store: EventStore + Directory {}
+
+impl<T: EventStore + Directory> Store for T {}
+
 /// Opens (and migrates) the store a URL names: `postgres://…`/`postgresql://…` or
 /// `sqlite://PATH` (created if missing).
 pub async fn open(url: &str, config: StoreConfig) -> Result<Arc<dyn EventStore>, StoreError> {
+    let store: Arc<dyn EventStore> = open_store(url, config).await?;
+    Ok(store)
+}
+
+/// Like [`open`], but the result is also a [`Directory`]. (An `Arc<dyn Store>` coerces to
+/// an `Arc<dyn EventStore>`.)
+pub async fn open_store(url: &str, config: StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgEventStore::connect(url, config).await?))
     } else if url.starts_with("sqlite:") {

@@ -14,7 +14,7 @@ use testcontainers_modules::postgres::Postgres;
 use testcontainers_modules::testcontainers::ContainerAsync;
 use testcontainers_modules::testcontainers::runners::AsyncRunner;
 
-use crate::{EventStore, StoreConfig};
+use crate::{EventStore, Store, StoreConfig};
 
 pub const REQUIRE_ENV: &str = "EARSHOT_REQUIRE_POSTGRES";
 
@@ -116,6 +116,13 @@ impl TestStore {
     /// Opens (and migrates) the store: one more "node" on the same database.
     pub async fn open(&self) -> Arc<dyn EventStore> {
         crate::open(&self.url, StoreConfig::default())
+            .await
+            .expect("open the test store")
+    }
+
+    /// Like [`TestStore::open`], with the directory too.
+    pub async fn open_store(&self) -> Arc<dyn Store> {
+        crate::open_store(&self.url, StoreConfig::default())
             .await
             .expect("open the test store")
     }

@@ -7,7 +7,7 @@ use crate::helpers::spawn_app;
 #[tokio::test]
 async fn healthz_and_readyz_on_the_embedded_store() {
     let db = TestStore::sqlite();
-    let app = spawn_app(db.open().await).await;
+    let app = spawn_app(db.open_store().await).await;
     let client = reqwest::Client::new();
 
     let r = client.get(app.url("/healthz")).send().await.unwrap();
@@ -34,7 +34,7 @@ async fn readyz_reports_a_lost_postgres() {
     let Some(db) = PgTestDb::create("api::readyz_reports_a_lost_postgres").await else {
         return;
     };
-    let store = store::open(&db.url, store::StoreConfig::default())
+    let store = store::open_store(&db.url, store::StoreConfig::default())
         .await
         .unwrap();
     let app = spawn_app(store).await;
@@ -78,7 +78,7 @@ async fn readyz_reports_a_lost_postgres() {
 #[tokio::test]
 async fn serve_keeps_the_call_index_current() {
     let db = TestStore::sqlite();
-    let store = db.open().await;
+    let store = db.open_store().await;
     let app = spawn_app(store.clone()).await;
     let call = crate::helpers::seed_call(&db).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

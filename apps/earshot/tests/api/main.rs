@@ -4,3 +4,4 @@
 mod cli;
 mod health;
 mod helpers;
+mod lifecycle;

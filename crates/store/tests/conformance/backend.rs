@@ -1,9 +1,13 @@
 //! What each database itself refuses, whoever asks: the log is append-only below the store
-//! code too. And a row this build cannot decode is an error naming the event, not a panic.
+//! code too, and the directory's rules hold below it as well. And a row this build cannot
+//! decode is an error naming the event, not a panic.
 
-use domain::{CallId, EventId, Seq};
+use domain::{ActorId, CallId, EventId, RulesetId, Seq, TenantId};
 use store::testkit::PgTestDb;
-use store::{EventStore, ExpectedVersion, PgEventStore, SqliteEventStore, StoreConfig, StoreError};
+use store::{
+    Directory, EventStore, ExpectedVersion, NewToken, PgEventStore, SqliteEventStore, StoreConfig,
+    StoreError,
+};
 
 use crate::fixtures::{started, tenant};
 
@@ -276,6 +280,249 @@ async fn postgres_wakes_other_nodes() {
     assert_eq!(b.read_stream(call, Seq::ZERO, 10).await.unwrap().len(), 2);
     drop((a, b));
     db.drop_db().await;
+}
+
+/// Two tenants; only `acme-hvac` has a ruleset (`home-services@1`).
+async fn directory_fixture(store: &dyn Directory) {
+    for id in ["acme-hvac", "bolt-electric"] {
+        store
+            .create_tenant(&TenantId::parse(id).unwrap(), id)
+            .await
+            .unwrap();
+    }
+    store
+        .insert_ruleset(
+            &TenantId::parse("acme-hvac").unwrap(),
+            &RulesetId::parse("home-services").unwrap(),
+            1,
+            "id: home-services\n",
+            &ActorId::parse("alice").unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+/// Each statement must fail with an error containing its text.
+async fn refused(what: &str, failures: Vec<(&str, Result<(), sqlx::Error>)>) {
+    for (expected, result) in failures {
+        let err = result.expect_err(expected);
+        assert!(err.to_string().contains(expected), "{what}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn postgres_directory_constraints() {
+    let Some(db) = PgTestDb::create("postgres_directory_constraints").await else {
+        return;
+    };
+    let store = PgEventStore::connect(&db.url, StoreConfig::default())
+        .await
+        .unwrap();
+    directory_fixture(&store).await;
+    let run = async |sql: &str| sqlx::query(sql).execute(store.pool()).await.map(|_| ());
+    refused(
+        "postgres",
+        vec![
+            (
+                "tenants_active_ruleset_fkey",
+                run("UPDATE tenants SET active_ruleset_id = 'home-services', \
+                     active_ruleset_version = 1 WHERE id = 'bolt-electric'")
+                .await,
+            ),
+            (
+                "tenants_active_ruleset_check",
+                run(
+                    "UPDATE tenants SET active_ruleset_id = 'home-services' WHERE id = 'acme-hvac'",
+                )
+                .await,
+            ),
+            (
+                "api_tokens_role_check",
+                run(
+                    "INSERT INTO api_tokens (id, tenant_id, role, name, secret_sha256, created_at) \
+                     VALUES (gen_random_uuid(), 'acme-hvac', 'root', 'x', \
+                     decode(repeat('ab', 32), 'hex'), now())",
+                )
+                .await,
+            ),
+            (
+                "api_tokens_secret_sha256_check",
+                run(
+                    "INSERT INTO api_tokens (id, tenant_id, role, name, secret_sha256, created_at) \
+                     VALUES (gen_random_uuid(), 'acme-hvac', 'admin', 'x', \
+                     decode(repeat('ab', 31), 'hex'), now())",
+                )
+                .await,
+            ),
+            (
+                "rulesets_version_check",
+                run(
+                    "INSERT INTO rulesets (tenant_id, id, version, source, created_at, created_by) \
+                     VALUES ('acme-hvac', 'banking', 0, '', now(), 'alice')",
+                )
+                .await,
+            ),
+        ],
+    )
+    .await;
+    // The tenant may activate its own version.
+    run(
+        "UPDATE tenants SET active_ruleset_id = 'home-services', active_ruleset_version = 1 \
+         WHERE id = 'acme-hvac'",
+    )
+    .await
+    .unwrap();
+    drop(store);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn sqlite_directory_constraints() {
+    let (_dir, store) = sqlite_store().await;
+    directory_fixture(&store).await;
+    let run = async |sql: &str| sqlx::query(sql).execute(store.pool()).await.map(|_| ());
+    refused(
+        "sqlite",
+        vec![
+            (
+                "FOREIGN KEY constraint failed",
+                run("UPDATE tenants SET active_ruleset_id = 'home-services', \
+                     active_ruleset_version = 1 WHERE id = 'bolt-electric'")
+                .await,
+            ),
+            (
+                "tenants_active_ruleset_check",
+                run(
+                    "UPDATE tenants SET active_ruleset_id = 'home-services' WHERE id = 'acme-hvac'",
+                )
+                .await,
+            ),
+            (
+                "api_tokens_role_check",
+                run(
+                    "INSERT INTO api_tokens (id, tenant_id, role, name, secret_sha256, created_at) \
+                     VALUES ('0190a1b2-0000-7000-8000-000000000001', 'acme-hvac', 'root', 'x', \
+                     randomblob(32), 0)",
+                )
+                .await,
+            ),
+            (
+                "api_tokens_secret_sha256_check",
+                run(
+                    "INSERT INTO api_tokens (id, tenant_id, role, name, secret_sha256, created_at) \
+                     VALUES ('0190a1b2-0000-7000-8000-000000000002', 'acme-hvac', 'admin', 'x', \
+                     randomblob(31), 0)",
+                )
+                .await,
+            ),
+            (
+                "api_tokens_secret_sha256_check",
+                run(
+                    "INSERT INTO api_tokens (id, tenant_id, role, name, secret_sha256, created_at) \
+                     VALUES ('0190a1b2-0000-7000-8000-000000000003', 'acme-hvac', 'admin', 'x', \
+                     hex(randomblob(16)), 0)",
+                )
+                .await,
+            ),
+            (
+                "rulesets_version_check",
+                run(
+                    "INSERT INTO rulesets (tenant_id, id, version, source, created_at, created_by) \
+                     VALUES ('acme-hvac', 'banking', 0, '', 0, 'alice')",
+                )
+                .await,
+            ),
+        ],
+    )
+    .await;
+    run(
+        "UPDATE tenants SET active_ruleset_id = 'home-services', active_ruleset_version = 1 \
+         WHERE id = 'acme-hvac'",
+    )
+    .await
+    .unwrap();
+}
+
+/// What the server's database role must be granted on the directory tables, beyond
+/// `infra/postgres/roles.sql` (which grants the log's tables only).
+const DIRECTORY_GRANTS: &str = "GRANT SELECT, INSERT, UPDATE ON tenants, api_tokens TO earshot_app; \
+     GRANT SELECT, INSERT ON rulesets TO earshot_app;";
+
+/// The production set-up again: with [`DIRECTORY_GRANTS`], the server's role can do every
+/// directory operation, and still cannot delete tenants or tokens or rewrite a ruleset.
+#[tokio::test]
+async fn postgres_server_role_directory_grants() {
+    use sqlx::{Connection, Executor, PgConnection};
+    let Some(db) = PgTestDb::create("postgres_server_role_directory_grants").await else {
+        return;
+    };
+    let owner = PgEventStore::connect(&db.url, StoreConfig::default())
+        .await
+        .unwrap();
+    let role = format!("earshot_app_{}", uuid::Uuid::new_v4().simple());
+    let script = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../infra/postgres/roles.sql"
+    ))
+    .unwrap()
+        + DIRECTORY_GRANTS;
+    let script = script
+        .replace("earshot_app", &role)
+        .replace(":app_password", "'app-pw'");
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    conn.execute(script.as_str()).await.unwrap();
+
+    let config = StoreConfig {
+        run_migrations: false,
+        ..StoreConfig::default()
+    };
+    let app = PgEventStore::connect(&as_user(&db.url, &role, "app-pw"), config)
+        .await
+        .unwrap();
+    assert_eq!(app.tenant_count().await.unwrap(), 0);
+    directory_fixture(&app).await;
+    let acme = TenantId::parse("acme-hvac").unwrap();
+    let hs = RulesetId::parse("home-services").unwrap();
+    assert_eq!(app.list_tenants().await.unwrap().len(), 2);
+    assert!(app.tenant(&acme).await.unwrap().is_some());
+    let token = NewToken {
+        id: domain::TokenId::new(),
+        tenant: acme.clone(),
+        role: domain::Role::Admin,
+        name: "alice".into(),
+        secret_sha256: [5; 32],
+    };
+    app.create_token(token.clone()).await.unwrap();
+    assert!(app.find_token(&[5; 32]).await.unwrap().is_some());
+    assert_eq!(app.list_tokens(&acme).await.unwrap().len(), 1);
+    assert!(app.revoke_token(&acme, token.id).await.unwrap());
+    app.activate_ruleset(&acme, &hs, 1).await.unwrap();
+    assert!(app.active_ruleset(&acme).await.unwrap().is_some());
+    assert!(app.ruleset(&acme, &hs, 1).await.unwrap().unwrap().active);
+    assert!(app.latest_ruleset(&acme, &hs).await.unwrap().is_some());
+    assert_eq!(app.list_rulesets(&acme).await.unwrap().len(), 1);
+    for sql in [
+        "DELETE FROM tenants",
+        "DELETE FROM api_tokens",
+        "UPDATE rulesets SET source = ''",
+        "DELETE FROM rulesets",
+    ] {
+        let err = sqlx::query(sql).execute(app.pool()).await.unwrap_err();
+        assert!(
+            err.to_string().contains("permission denied"),
+            "{sql}: {err}"
+        );
+    }
+    drop(app);
+    drop(owner);
+    drop(conn);
+    let admin = db.admin_url().to_owned();
+    db.drop_db().await;
+    let mut admin = PgConnection::connect(&admin).await.unwrap();
+    admin
+        .execute(format!("DROP ROLE \"{role}\"").as_str())
+        .await
+        .unwrap();
 }
 
 /// A migrated SQLite store in a temp dir (kept alive by the returned guard).

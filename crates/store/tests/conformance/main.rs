@@ -1,28 +1,30 @@
-//! One conformance suite, run against every `EventStore` implementation: each case in
-//! `suite.rs` runs once on SQLite (a temp file) and once on Postgres (a fresh database).
-//! Backend-specific checks (what the database itself refuses) are in `backend.rs`.
+//! One conformance suite, run against every `Store` implementation: each case in
+//! `suite.rs` (the log) and `directory.rs` (tenants, tokens, rulesets) runs once on SQLite (a
+//! temp file) and once on Postgres (a fresh database). Backend-specific checks (what the
+//! database itself refuses) are in `backend.rs`.
 
 mod backend;
+mod directory;
 mod fixtures;
 mod suite;
 
 use std::sync::Arc;
 
-use store::EventStore;
+use store::Store;
 use store::testkit::TestStore;
 
 /// Two store instances on one database, as two server nodes would have.
 pub struct Harness {
-    pub store: Arc<dyn EventStore>,
-    pub other_node: Arc<dyn EventStore>,
+    pub store: Arc<dyn Store>,
+    pub other_node: Arc<dyn Store>,
     db: TestStore,
 }
 
 impl Harness {
     async fn on(db: TestStore) -> Harness {
         Harness {
-            store: db.open().await,
-            other_node: db.open().await,
+            store: db.open_store().await,
+            other_node: db.open_store().await,
             db,
         }
     }
@@ -42,43 +44,58 @@ impl Harness {
     }
 }
 
+/// `conformance!(module: [case, …], …)` runs each `crate::module::case(&Harness)` as
+/// `sqlite::case` and `postgres::case`.
 macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
+    ($($module:ident: [$($case:ident),* $(,)?]),* $(,)?) => {
         mod sqlite {
-            $(
+            $($(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     let h = crate::Harness::sqlite().await;
-                    crate::suite::$case(&h).await;
+                    crate::$module::$case(&h).await;
                     h.finish().await;
                 }
-            )*
+            )*)*
         }
         mod postgres {
-            $(
+            $($(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     let Some(h) = crate::Harness::postgres(concat!("postgres::", stringify!($case))).await else {
                         return;
                     };
-                    crate::suite::$case(&h).await;
+                    crate::$module::$case(&h).await;
                     h.finish().await;
                 }
-            )*
+            )*)*
         }
     };
 }
 
 conformance!(
-    append_and_read_back,
-    wrong_expected_version_is_a_conflict,
-    idempotent_retry_returns_original_positions,
-    partial_or_foreign_retry_is_refused,
-    racing_retries_write_once,
-    read_ordering_and_paging,
-    read_all_from_a_checkpoint,
-    other_tenant_cannot_append,
-    bad_appends_write_nothing,
-    wakeups_follow_commits,
-    concurrent_writers_and_a_tailing_consumer,
+    suite: [
+        append_and_read_back,
+        wrong_expected_version_is_a_conflict,
+        idempotent_retry_returns_original_positions,
+        partial_or_foreign_retry_is_refused,
+        racing_retries_write_once,
+        read_ordering_and_paging,
+        read_all_from_a_checkpoint,
+        other_tenant_cannot_append,
+        bad_appends_write_nothing,
+        wakeups_follow_commits,
+        concurrent_writers_and_a_tailing_consumer,
+    ],
+    directory: [
+        tenants_create_count_list_and_refuse_duplicates,
+        tokens_are_found_by_hash_until_revoked,
+        token_for_unknown_tenant_is_not_found,
+        token_roles_round_trip,
+        token_id_and_secret_are_unique,
+        rulesets_versions_latest_and_order,
+        ruleset_activation,
+        ruleset_for_unknown_tenant_or_bad_version_is_refused,
+        tenants_are_isolated,
+    ],
 );

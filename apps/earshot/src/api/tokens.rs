@@ -1,0 +1,128 @@
+//! API tokens of a tenant: made, listed and revoked by its admins. The token itself is shown
+//! once, in the answer that makes it.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use domain::{ActorId, Role, TokenId};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use store::TokenRecord;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::ApiJson;
+use crate::auth::{Principal, issue};
+use crate::server::AppState;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTokenBody {
+    /// `admin`, `supervisor`, `agent` or `service`.
+    pub role: String,
+    /// Who or what holds it (recorded as `by` on what they do), e.g. `alice` or `replay-cli`.
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenInfo {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: TokenId,
+    pub tenant: String,
+    pub role: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<TokenRecord> for TokenInfo {
+    fn from(r: TokenRecord) -> Self {
+        Self {
+            id: r.id,
+            tenant: r.tenant.as_str().to_owned(),
+            role: r.role.as_str().to_owned(),
+            name: r.name,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewTokenResponse {
+    /// The bearer token. It is not stored and cannot be shown again.
+    pub token: String,
+    #[serde(flatten)]
+    pub info: TokenInfo,
+}
+
+/// Make a token for the tenant.
+#[utoipa::path(
+    post, path = "/api/v1/tokens", tag = "tokens",
+    request_body = NewTokenBody,
+    responses(
+        (status = 201, body = NewTokenResponse),
+        (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<NewTokenBody>,
+) -> Result<(StatusCode, Json<NewTokenResponse>), ApiError> {
+    principal.require(&[Role::Admin], "make tokens")?;
+    let role = Role::parse(&body.role).map_err(|e| ApiError::field("role", e.reason))?;
+    let name = ActorId::parse(&body.name).map_err(|e| ApiError::field("name", e.reason))?;
+    let (secret, record) =
+        issue(state.store.as_ref(), &principal.tenant, role, name.as_str()).await?;
+    tracing::info!(token = %record.id, role = %role, by = %principal.actor, "token made");
+    Ok((
+        StatusCode::CREATED,
+        Json(NewTokenResponse {
+            token: secret.expose_secret().to_owned(),
+            info: record.into(),
+        }),
+    ))
+}
+
+/// List the tenant's tokens (never the secrets).
+#[utoipa::path(
+    get, path = "/api/v1/tokens", tag = "tokens",
+    responses((status = 200, body = Vec<TokenInfo>), (status = 403, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Vec<TokenInfo>>, ApiError> {
+    principal.require(&[Role::Admin], "list tokens")?;
+    let tokens = state.store.list_tokens(&principal.tenant).await?;
+    Ok(Json(tokens.into_iter().map(TokenInfo::from).collect()))
+}
+
+/// Revoke a token. It stops working within seconds on every node.
+#[utoipa::path(
+    delete, path = "/api/v1/tokens/{token_id}", tag = "tokens",
+    params(("token_id" = String, Path,)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    principal.require(&[Role::Admin], "revoke tokens")?;
+    let id: TokenId = id
+        .parse()
+        .map_err(|e: domain::IdError| ApiError::field("token_id", e.reason))?;
+    if !state.store.revoke_token(&principal.tenant, id).await? {
+        return Err(ApiError::not_found("token"));
+    }
+    state.auth.forget_all();
+    tracing::info!(token = %id, by = %principal.actor, "token revoked");
+    Ok(StatusCode::NO_CONTENT)
+}

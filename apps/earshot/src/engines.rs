@@ -1,0 +1,99 @@
+//! Compiled rulesets, by tenant and version. Compiling a ruleset builds its automata (a few
+//! milliseconds for hundreds of rules), so each version is compiled once per process and
+//! shared by every call that runs with it. Versions are immutable in the directory, so a
+//! cached engine never goes stale; a call keeps the version it started with.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use domain::TenantId;
+use domain::event::RulesetRef;
+use rules::{Engine, Ruleset, RulesetError};
+use store::{Directory, StoreError};
+
+/// The rulesets shipped with the binary, seeded into every new tenant.
+pub const BUILT_IN: &[(&str, &str)] = &[
+    (
+        "home-services.yaml",
+        include_str!("../../../rulesets/home-services.yaml"),
+    ),
+    (
+        "banking.yaml",
+        include_str!("../../../rulesets/banking.yaml"),
+    ),
+];
+
+/// The built-in ruleset a new tenant starts with.
+pub const DEFAULT_RULESET: &str = "home-services";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("ruleset {0} is not in the directory")]
+    Missing(String),
+    #[error("stored ruleset does not compile: {0}")]
+    Invalid(#[from] RulesetError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Engines {
+    directory: Arc<dyn Directory>,
+    compiled: Mutex<HashMap<(TenantId, RulesetRef), Arc<Engine>>>,
+}
+
+/// Parses and compiles a ruleset's YAML.
+pub fn compile(file: &str, yaml: &str) -> Result<(Ruleset, Engine), RulesetError> {
+    let ruleset = rules::parse_ruleset(file, yaml)?;
+    let engine = Engine::compile(&ruleset)?;
+    Ok((ruleset, engine))
+}
+
+impl Engines {
+    pub fn new(directory: Arc<dyn Directory>) -> Self {
+        Self {
+            directory,
+            compiled: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The engine of one ruleset version of a tenant.
+    pub async fn get(
+        &self,
+        tenant: &TenantId,
+        reference: &RulesetRef,
+    ) -> Result<Arc<Engine>, EngineError> {
+        let key = (tenant.clone(), reference.clone());
+        if let Some(e) = self.compiled.lock().expect("engine cache").get(&key) {
+            return Ok(e.clone());
+        }
+        let stored = self
+            .directory
+            .ruleset(tenant, &reference.id, reference.version)
+            .await?
+            .ok_or_else(|| {
+                EngineError::Missing(format!("{}@{}", reference.id, reference.version))
+            })?;
+        let file = format!("{}@{}", reference.id, reference.version);
+        // Compiling is CPU work of a few milliseconds: keep it off the async workers.
+        let source = stored.source;
+        let engine = tokio::task::spawn_blocking(move || compile(&file, &source).map(|c| c.1))
+            .await
+            .expect("ruleset compilation panicked")?;
+        let engine = Arc::new(engine);
+        self.compiled
+            .lock()
+            .expect("engine cache")
+            .entry(key)
+            .or_insert_with(|| engine.clone());
+        Ok(engine)
+    }
+
+    /// Keeps an engine compiled elsewhere (after validating an upload) for later calls.
+    pub fn insert(&self, tenant: &TenantId, engine: Engine) {
+        let key = (tenant.clone(), engine.ruleset_ref().clone());
+        self.compiled
+            .lock()
+            .expect("engine cache")
+            .insert(key, Arc::new(engine));
+    }
+}
