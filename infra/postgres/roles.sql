@@ -9,3 +9,7 @@ GRANT USAGE ON SCHEMA public TO earshot_app;
 GRANT SELECT, INSERT ON call_events TO earshot_app;
 GRANT SELECT, INSERT, UPDATE ON consumer_checkpoints, call_index TO earshot_app;
 GRANT SELECT ON _sqlx_migrations TO earshot_app;
+-- The directory: tokens are revoked and rulesets activated (UPDATE), never deleted; a
+-- ruleset version, once stored, is never rewritten.
+GRANT SELECT, INSERT, UPDATE ON tenants, api_tokens TO earshot_app;
+GRANT SELECT, INSERT ON rulesets TO earshot_app;

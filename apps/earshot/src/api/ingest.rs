@@ -217,9 +217,11 @@ pub async fn post_segments(
     principal: Principal,
     trace: TraceCtx,
     Path(call): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Json<IngestResponse>, ApiError> {
     principal.require(INGEST_ROLES, "ingest segments")?;
+    super::extract::require_json(&headers)?;
     let call = call_id(&call)?;
     let segments = validate_batch(parse_body(&body)?, state.pipeline.max_segment_chars)?;
     let outcomes = state

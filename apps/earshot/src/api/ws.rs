@@ -8,7 +8,7 @@
 //! each call from the last seq it saw, and the server replays the gap from the log.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -186,8 +186,6 @@ async fn connection(socket: WebSocket, principal: Principal, state: AppState) {
         close: Arc::new(Mutex::new(None)),
         closing: closing.clone(),
     };
-    let last_pong = Arc::new(AtomicU64::new(0));
-    let epoch = Instant::now();
     let awaiting_pong = Arc::new(AtomicBool::new(false));
     metrics::gauge!("earshot_ws_connections").increment(1.0);
     let connection_id = new_trace_id();
@@ -232,7 +230,6 @@ async fn connection(socket: WebSocket, principal: Principal, state: AppState) {
                 .await;
             }
             Message::Pong(_) => {
-                last_pong.store(epoch.elapsed().as_millis() as u64, Ordering::Release);
                 awaiting_pong.store(false, Ordering::Release);
             }
             Message::Close(_) => break,

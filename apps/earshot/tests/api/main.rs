@@ -1,7 +1,12 @@
 //! Integration tests of the `earshot` binary and its server, over real sockets and real
 //! stores. One test binary: `helpers` builds apps and seeds calls.
 
+mod bad_input;
 mod cli;
+mod cross_node;
 mod health;
 mod helpers;
 mod lifecycle;
+mod pii_logs;
+mod resume;
+mod tenants;

@@ -443,12 +443,7 @@ async fn sqlite_directory_constraints() {
     .unwrap();
 }
 
-/// What the server's database role must be granted on the directory tables, beyond
-/// `infra/postgres/roles.sql` (which grants the log's tables only).
-const DIRECTORY_GRANTS: &str = "GRANT SELECT, INSERT, UPDATE ON tenants, api_tokens TO earshot_app; \
-     GRANT SELECT, INSERT ON rulesets TO earshot_app;";
-
-/// The production set-up again: with [`DIRECTORY_GRANTS`], the server's role can do every
+/// The production set-up again: with `infra/postgres/roles.sql`, the server's role can do every
 /// directory operation, and still cannot delete tenants or tokens or rewrite a ruleset.
 #[tokio::test]
 async fn postgres_server_role_directory_grants() {
@@ -464,8 +459,7 @@ async fn postgres_server_role_directory_grants() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../infra/postgres/roles.sql"
     ))
-    .unwrap()
-        + DIRECTORY_GRANTS;
+    .unwrap();
     let script = script
         .replace("earshot_app", &role)
         .replace(":app_password", "'app-pw'");

@@ -292,11 +292,15 @@ pub async fn rulesets_versions_latest_and_order(h: &Harness) {
         assert_recent(r.created_at);
         stored.push(r);
     }
-    let b1 = h
-        .other_node
-        .insert_ruleset(&t, &banking, 1, &yaml("banking", 1), &actor())
-        .await
-        .unwrap();
+    let mut b = Vec::new();
+    for v in [1, 2] {
+        b.push(
+            h.other_node
+                .insert_ruleset(&t, &banking, v, &yaml("banking", v), &actor())
+                .await
+                .unwrap(),
+        );
+    }
 
     let err = s
         .insert_ruleset(&t, &hs, 3, "id: home-services\n# changed\n", &actor())
@@ -321,7 +325,7 @@ pub async fn rulesets_versions_latest_and_order(h: &Harness) {
     assert_eq!(latest, stored[1], "home-services@3");
     assert_eq!(
         s.latest_ruleset(&t, &banking).await.unwrap(),
-        Some(b1.clone())
+        Some(b[1].clone())
     );
     assert_eq!(
         s.latest_ruleset(&t, &ruleset_id("nope")).await.unwrap(),
@@ -337,13 +341,14 @@ pub async fn rulesets_versions_latest_and_order(h: &Harness) {
         order,
         vec![
             ("banking".into(), 1),
+            ("banking".into(), 2),
             ("home-services".into(), 1),
             ("home-services".into(), 2),
             ("home-services".into(), 3),
         ],
         "by id, then version"
     );
-    assert_eq!(listed[0], b1, "sources included");
+    assert_eq!(listed[..2], b[..], "sources included");
     assert!(
         listed.iter().all(|r| !r.active),
         "inserting activates nothing"

@@ -1,0 +1,190 @@
+//! The WebSocket hub's delivery promises: resume after a dropped connection with no loss and
+//! no duplicates; a slow consumer is closed with a code, never skipped silently; a silent
+//! client is dropped by the heartbeat; shutdown says "going away".
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use earshot::api::ws::{CLOSE_GOING_AWAY, CLOSE_HEARTBEAT, CLOSE_SLOW};
+use earshot::server::ServerConfig;
+use futures::StreamExt;
+use serde_json::json;
+use store::Store;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{Ws, spawn_app, spawn_app_with};
+use crate::on_both_stores;
+
+on_both_stores!(
+    resume_after_a_dropped_connection,
+    slow_consumer_is_closed_then_resumes
+);
+
+async fn resume_after_a_dropped_connection(store: Arc<dyn Store>) {
+    let app = spawn_app(store).await;
+    let t = app.token("service", "dialer").await;
+    let call = app.start_call(&t).await;
+    let mut ws = app.ws(&t).await;
+    ws.subscribe(&call, 0).await;
+    for i in 0..3 {
+        app.say(
+            &t,
+            &call,
+            &format!("s{i}"),
+            "customer",
+            "my heater is broken",
+            i * 1000,
+        )
+        .await;
+    }
+    let seen = ws.events_until("segment_added").await;
+    let mut last = seen.last().unwrap()["seq"].as_u64().unwrap();
+    // Read what is already there, then drop the connection mid-call.
+    while last < 4 {
+        let m = ws.next_json().await;
+        last = m["seq"].as_u64().unwrap();
+    }
+    drop(ws);
+
+    // While the client is away: more segments, one with an alert.
+    app.say(
+        &t,
+        &call,
+        "s3",
+        "agent",
+        "I guarantee it will be fixed",
+        3000,
+    )
+    .await;
+    app.say(&t, &call, "s4", "customer", "great", 4000).await;
+
+    let mut ws = app.ws(&t).await;
+    let (replayed, subscribed) = ws.subscribe(&call, last).await;
+    let seqs: Vec<u64> = replayed
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    let top = subscribed["top_seq"].as_u64().unwrap();
+    assert_eq!(
+        seqs,
+        (last + 1..=top).collect::<Vec<_>>(),
+        "exactly the gap, in order"
+    );
+    assert_eq!(subscribed["recovered"], seqs.len());
+    assert!(replayed.iter().any(|e| e["kind"] == "alert_raised"));
+
+    // Then live, continuing after the replay, with nothing twice.
+    app.say(&t, &call, "s5", "agent", "see you tuesday", 5000)
+        .await;
+    let m = ws.next_json().await;
+    assert_eq!(m["seq"], top + 1, "{m}");
+    assert_eq!(m["data"]["segment_id"], "s5");
+
+    // since_seq at the top: nothing replayed.
+    let mut ws2 = app.ws(&t).await;
+    let (replayed, subscribed) = ws2.subscribe(&call, top + 1).await;
+    assert!(replayed.is_empty());
+    assert_eq!(subscribed["recovered"], 0);
+    app.stop().await.unwrap();
+}
+
+/// A client that stops reading while events pour in is closed with CLOSE_SLOW once its
+/// queue is full; reconnecting from the last seq it saw gets everything else.
+async fn slow_consumer_is_closed_then_resumes(store: Arc<dyn Store>) {
+    let mut config = ServerConfig::default();
+    config.ws.max_queued_bytes = 32 * 1024;
+    let app = spawn_app_with(store, config).await;
+    let t = app.token("service", "dialer").await;
+    let call = app.start_call(&t).await;
+    let mut ws = app.ws(&t).await;
+    ws.subscribe(&call, 0).await;
+
+    // ~12 MB of events while the client reads nothing: more than the socket buffers hold.
+    let text = "the unit is making a loud rattling noise again ".repeat(80);
+    let mut n = 0u64;
+    for batch in 0..6 {
+        let segments: Vec<_> = (0..500)
+            .map(|i| {
+                n += 1;
+                json!({"segment_id": format!("b{batch}-{i}"), "speaker": "customer", "text": text, "start_ms": n * 10, "end_ms": n * 10 + 5})
+            })
+            .collect();
+        let (status, body) = app
+            .post(
+                &format!("/api/v1/calls/{call}/segments"),
+                &t,
+                json!({"segments": segments}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let total = n + 1;
+
+    // Now read: what was buffered, then the close.
+    let mut last = 1u64;
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(30), ws.stream.next())
+            .await
+            .expect("a close within 30 s")
+        {
+            Some(Ok(Message::Text(t))) => {
+                let m: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                let seq = m["seq"].as_u64().unwrap();
+                assert_eq!(seq, last + 1, "no gaps before the close");
+                last = seq;
+            }
+            Some(Ok(Message::Close(Some(c)))) => break u16::from(c.code),
+            Some(Ok(_)) => {}
+            other => panic!("the socket ended without a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, CLOSE_SLOW);
+    assert!(
+        last < total,
+        "the client was closed before the end (got {last} of {total})"
+    );
+
+    let mut again = app.ws(&t).await;
+    let (replayed, subscribed) = again.subscribe(&call, last).await;
+    assert_eq!(subscribed["top_seq"], total);
+    let seqs: Vec<u64> = replayed
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (last + 1..=total).collect::<Vec<_>>());
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_silent_client_is_dropped_by_the_heartbeat() {
+    let db = store::testkit::TestStore::sqlite();
+    let mut config = ServerConfig::default();
+    config.ws.ping_interval = Duration::from_millis(300);
+    config.ws.pong_timeout = Duration::from_millis(300);
+    let app = spawn_app_with(db.open_store().await, config).await;
+    let t = app.token("agent", "agent-7").await;
+
+    // A client that reads (and so answers pings) stays connected past several intervals.
+    let call = app.start_call(&app.admin).await;
+    let mut alive = app.ws(&t).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(m) = tokio::time::timeout(Duration::from_millis(50), alive.stream.next()).await {
+            assert!(matches!(m, Some(Ok(Message::Ping(_)))), "{m:?}");
+        }
+    }
+    alive.subscribe(&call, 0).await;
+    drop(alive);
+
+    // A client that reads nothing never pongs: closed with CLOSE_HEARTBEAT.
+    let mut silent = Ws::connect(&app.ws_url(&t)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(silent.closed_with().await, CLOSE_HEARTBEAT);
+
+    // Shutdown tells connected clients to go elsewhere and resume.
+    let mut open = app.ws(&t).await;
+    let stop = tokio::spawn(app.stop());
+    assert_eq!(open.closed_with().await, CLOSE_GOING_AWAY);
+    stop.await.unwrap().unwrap();
+    db.finish().await;
+}
