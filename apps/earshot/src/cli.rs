@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use domain::{CallId, Seq};
+use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::{ServerSettings, StoreSettings};
@@ -63,10 +64,57 @@ pub enum Command {
         #[command(flatten)]
         store: StoreSettings,
     },
+    /// Tenants: make one, with the built-in rulesets and an admin token (printed once).
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+    /// API tokens: make one for a tenant (printed once).
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
     /// Rulesets: validate one, and see what it does on a transcript.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantsCommand {
+    /// Create a tenant and print its first admin token.
+    Create {
+        /// The tenant id: lower-case letters, digits and '-', e.g. acme-hvac.
+        id: String,
+        /// A display name (defaults to the id).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        store: StoreSettings,
+    },
+    /// List the tenants.
+    List {
+        #[command(flatten)]
+        store: StoreSettings,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokensCommand {
+    /// Make a token and print it (only its hash is stored).
+    Create {
+        /// The tenant it belongs to.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// admin, supervisor, agent or service.
+        #[arg(long)]
+        role: String,
+        /// Who or what holds it, e.g. alice or replay-cli.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        store: StoreSettings,
     },
 }
 
@@ -117,6 +165,52 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let out =
                 crate::events::render(store.as_ref(), call_id, at.map(Seq::new), json).await?;
             print!("{out}");
+            Ok(())
+        }
+        Command::Tenants {
+            command: TenantsCommand::Create { id, name, store },
+        } => {
+            let id = domain::TenantId::parse(&id)?;
+            let store = store.open_store().await?;
+            let token = crate::bootstrap::create_tenant(
+                store.as_ref(),
+                &id,
+                name.as_deref().unwrap_or(id.as_str()),
+            )
+            .await?;
+            println!("created tenant {id} with the built-in rulesets");
+            println!("admin token (shown only now): {}", token.expose_secret());
+            Ok(())
+        }
+        Command::Tenants {
+            command: TenantsCommand::List { store },
+        } => {
+            let store = store.open_store().await?;
+            for t in store.list_tenants().await? {
+                println!("{}\t{}\t{}", t.id, t.created_at.to_rfc3339(), t.name);
+            }
+            Ok(())
+        }
+        Command::Tokens {
+            command:
+                TokensCommand::Create {
+                    tenant,
+                    role,
+                    name,
+                    store,
+                },
+        } => {
+            let tenant = domain::TenantId::parse(&tenant)?;
+            let role = domain::Role::parse(&role)?;
+            let name = domain::ActorId::parse(&name)?;
+            let store = store.open_store().await?;
+            let (token, record) =
+                crate::auth::issue(store.as_ref(), &tenant, role, name.as_str()).await?;
+            println!("{}", token.expose_secret());
+            eprintln!(
+                "made {role} token {} for {name} in tenant {tenant}",
+                record.id
+            );
             Ok(())
         }
         Command::Rules {

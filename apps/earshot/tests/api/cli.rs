@@ -325,3 +325,90 @@ fn rules_check_on_every_project_transcript() {
         }
     }
 }
+
+/// An operator makes a tenant and tokens from the command line; the tokens work on the API.
+#[tokio::test]
+async fn tenants_and_tokens_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let out = stdout(earshot().args([
+        "tenants",
+        "create",
+        "acme-hvac",
+        "--name",
+        "Acme HVAC",
+        "--data-dir",
+        data,
+    ]));
+    assert!(out.contains("created tenant acme-hvac"), "{out}");
+    let admin = out
+        .split_whitespace()
+        .find(|w| w.starts_with("esk_"))
+        .expect("a token")
+        .to_owned();
+    earshot()
+        .args(["tenants", "create", "acme-hvac", "--data-dir", data])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("tenant acme-hvac already exists"));
+    earshot()
+        .args([
+            "tokens",
+            "create",
+            "--tenant",
+            "acme-hvac",
+            "--role",
+            "boss",
+            "--name",
+            "x",
+            "--data-dir",
+            data,
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "admin, supervisor, agent, service",
+        ));
+    let agent = stdout(earshot().args([
+        "tokens",
+        "create",
+        "--tenant",
+        "acme-hvac",
+        "--role",
+        "agent",
+        "--name",
+        "bob",
+        "--data-dir",
+        data,
+    ]));
+    let agent = agent.trim().to_owned();
+    assert!(agent.starts_with("esk_") && agent.len() == 44, "{agent}");
+    let list = stdout(earshot().args(["tenants", "list", "--data-dir", data]));
+    assert!(
+        list.contains("acme-hvac") && list.contains("Acme HVAC"),
+        "{list}"
+    );
+
+    // The server on that store: no first-start tenant (one exists); the tokens work.
+    let url = format!("sqlite://{data}/earshot.db");
+    let store = store::open_store(&url, store::StoreConfig::default())
+        .await
+        .unwrap();
+    let app = crate::helpers::spawn_app(store).await;
+    assert!(
+        app.admin.is_empty(),
+        "no default tenant on a store that has one"
+    );
+    let (status, body) = app.get("/api/v1/rulesets", &agent).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["active"]["id"], "home-services");
+    let (status, _) = app
+        .post(
+            "/api/v1/tokens",
+            &admin,
+            serde_json::json!({"role": "agent", "name": "carol"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    app.stop().await.unwrap();
+}

@@ -9,4 +9,5 @@ mod helpers;
 mod lifecycle;
 mod pii_logs;
 mod resume;
+mod rulesets;
 mod tenants;
