@@ -85,10 +85,13 @@ pub async fn issue(
     Ok((secret, record))
 }
 
+/// A lookup's result (a principal, or "no such token") and when it was made.
+type Cached = (Instant, Option<Principal>);
+
 /// Checks tokens against the directory, with a short cache.
 pub struct Authenticator {
     directory: Arc<dyn Directory>,
-    cache: Mutex<HashMap<[u8; 32], (Instant, Option<Principal>)>>,
+    cache: Mutex<HashMap<[u8; 32], Cached>>,
 }
 
 impl Authenticator {

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use domain::event::{CallSource, CallStarted, EndReason, RulesetRef, SegmentAdded, Speaker};
+use domain::event::{CallSource, CallStarted, RulesetRef, SegmentAdded, Speaker};
 use domain::{
     ActorId, AgentId, CallEvent, CallId, CallState, CallStatus, Command, CorrelationId,
     DomainError, EventId, EventMetadata, LanguageTag, NewEvent, RecordedEvent, SegmentId, Seq,
@@ -632,9 +632,4 @@ fn segment_event_id(call: CallId, segment: &SegmentId) -> EventId {
     name.extend_from_slice(call.as_uuid().as_bytes());
     name.extend_from_slice(segment.as_str().as_bytes());
     EventId::from_uuid(Uuid::new_v5(&EVENT_NAMESPACE, &name)).expect("a v5 UUID is never nil")
-}
-
-/// An end reason as the API spells it.
-pub fn end_reason(s: &str) -> Option<EndReason> {
-    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
 }

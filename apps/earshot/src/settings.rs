@@ -89,8 +89,10 @@ impl ServerSettings {
         if self.ws_ping_secs == 0 || self.ws_pong_timeout_secs == 0 {
             anyhow::bail!("WebSocket ping interval and pong timeout must be at least 1 second");
         }
-        let mut config = crate::server::ServerConfig::default();
-        config.max_segment_chars = self.max_segment_chars;
+        let mut config = crate::server::ServerConfig {
+            max_segment_chars: self.max_segment_chars,
+            ..Default::default()
+        };
         config.ws.ping_interval = std::time::Duration::from_secs(self.ws_ping_secs);
         config.ws.pong_timeout = std::time::Duration::from_secs(self.ws_pong_timeout_secs);
         config.ws.max_queued_bytes = self.ws_max_queued_bytes.max(16 * 1024);

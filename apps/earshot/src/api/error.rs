@@ -19,7 +19,7 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<String>,
     /// For ruleset errors: where in the YAML, and which rule.
-    pub location: Option<Location>,
+    pub location: Option<Box<Location>>,
 }
 
 /// A place in an uploaded document.
@@ -122,7 +122,7 @@ impl ApiError {
             code: self.code,
             message: self.message.clone(),
             field: self.field.clone(),
-            location: self.location.clone(),
+            location: self.location.as_deref().cloned(),
         }
     }
 

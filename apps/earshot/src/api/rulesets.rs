@@ -195,11 +195,11 @@ pub async fn create_ruleset(
             "invalid_ruleset",
             e.to_string(),
         );
-        err.location = Some(Location {
+        err.location = Some(Box::new(Location {
             line: e.line,
             column: e.column,
             rule: e.rule_id.clone(),
-        });
+        }));
         err
     })?;
     let RulesetRef { id, version } = ruleset.reference().clone();
