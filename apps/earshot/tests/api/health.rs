@@ -98,3 +98,69 @@ async fn serve_keeps_the_call_index_current() {
     }
     app.stop().await.unwrap();
 }
+
+/// The OpenAPI 3.1 document describes every route of the API, and the docs UI is served from
+/// the binary itself (no network needed).
+#[tokio::test]
+async fn openapi_document_and_docs_ui() {
+    let db = TestStore::sqlite();
+    let app = spawn_app(db.open_store().await).await;
+    let client = reqwest::Client::new();
+    let doc: serde_json::Value = client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/calls", "post"),
+        ("/api/v1/calls", "get"),
+        ("/api/v1/calls/{call_id}", "get"),
+        ("/api/v1/calls/{call_id}/end", "post"),
+        ("/api/v1/calls/{call_id}/events", "get"),
+        ("/api/v1/calls/{call_id}/summary", "get"),
+        ("/api/v1/calls/{call_id}/disposition", "put"),
+        ("/api/v1/calls/{call_id}/segments", "post"),
+        ("/api/v1/calls/{call_id}/alerts/{alert_id}/ack", "post"),
+        (
+            "/api/v1/calls/{call_id}/suggestions/{suggestion_id}/feedback",
+            "post",
+        ),
+        ("/api/v1/rulesets", "post"),
+        (
+            "/api/v1/rulesets/{ruleset_id}/versions/{version}/activate",
+            "post",
+        ),
+        ("/api/v1/tokens", "post"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+
+    let r = client.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("swagger"));
+    let r = client
+        .get(app.url("/docs/swagger-ui-bundle.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the UI's script is in the binary");
+    app.stop().await.unwrap();
+    db.finish().await;
+}
