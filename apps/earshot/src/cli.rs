@@ -239,22 +239,30 @@ async fn serve(
     let url = settings.url()?;
     let store = settings.open_store().await?;
     let app = crate::server::Application::build(listen, store.clone(), server.config()?).await?;
-    println!(
+    // To the console, not the log. A closed stdout (a supervisor that stopped reading) must
+    // not take the server down, so write errors are ignored rather than panicking.
+    let console = |text: String| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    };
+    console(format!(
         "earshot listening on http://{} (store: {} at {})",
         app.addr(),
         store.backend(),
         store::redact_url(&url)
-    );
+    ));
     if let Some(token) = &app.first_admin_token {
         // Shown once, on the console only: it is not logged, and only its hash is stored.
-        println!(
+        console(format!(
             "\nFirst start: created tenant \"default\" with the built-in rulesets.\n\
              Its admin token (shown only now; keep it):\n\n    {}\n\n\
              Use it as `Authorization: Bearer <token>`; make more with POST /api/v1/tokens.\n\
              API docs: http://{}/docs\n",
             secrecy::ExposeSecret::expose_secret(token),
             app.addr()
-        );
+        ));
     }
     tracing::info!(addr = %app.addr(), store = store.backend(), "serving");
     let shutdown = CancellationToken::new();

@@ -218,6 +218,11 @@ impl Pipeline {
         before - map.len()
     }
 
+    /// Redacts free text a person typed (a disposition note), as segments are redacted.
+    pub fn redact_text(&self, text: &str) -> String {
+        self.redactor.redact(text).text
+    }
+
     pub fn live_sessions(&self) -> usize {
         self.sessions.lock().expect("session map").len()
     }

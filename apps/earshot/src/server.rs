@@ -106,9 +106,9 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .merge(crate::api::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", crate::api::ApiDoc::openapi()))
+        .fallback(not_found)
         .layer(axum::middleware::from_fn(crate::api::trace_requests))
         .layer(DefaultBodyLimit::max(body_limit))
-        .fallback(not_found)
         .with_state(state)
 }
 

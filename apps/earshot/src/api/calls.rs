@@ -530,7 +530,8 @@ pub async fn put_disposition(
             Command::OverrideDisposition {
                 to,
                 by: principal.actor.clone(),
-                note: body.note,
+                // Notes go into the append-only log: PII in them is redacted like a segment's.
+                note: body.note.map(|n| state.pipeline.redact_text(&n)),
             },
         )
         .await?;
@@ -552,9 +553,7 @@ pub async fn ack_alert(
 ) -> Result<Json<CommandResponse>, ApiError> {
     principal.require(FEEDBACK_ROLES, "acknowledge alerts")?;
     let call = call_id(&call)?;
-    let alert_id: AlertId = alert
-        .parse()
-        .map_err(|e: domain::IdError| ApiError::field("alert_id", e.reason))?;
+    let alert_id: AlertId = super::uuid_param("alert_id", &alert)?;
     let outcome = state
         .pipeline
         .execute(
@@ -597,9 +596,7 @@ pub async fn suggestion_feedback(
 ) -> Result<Json<CommandResponse>, ApiError> {
     principal.require(FEEDBACK_ROLES, "give feedback")?;
     let call = call_id(&call)?;
-    let suggestion_id: SuggestionId = suggestion
-        .parse()
-        .map_err(|e: domain::IdError| ApiError::field("suggestion_id", e.reason))?;
+    let suggestion_id: SuggestionId = super::uuid_param("suggestion_id", &suggestion)?;
     let verdict = match body.verdict.as_str() {
         "accepted" => Verdict::Accepted,
         "dismissed" => Verdict::Dismissed,

@@ -69,7 +69,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         } else {
             // serde_path_to_error's path already ends at an unknown field; a missing field is
             // reported at its parent, with the name only in the message.
-            let reason = strip_position(&reason);
+            let reason = without_values(&strip_position(&reason));
             let field = match field_in_message(&reason) {
                 Some(f) if reason.starts_with("missing field") => {
                     if path == "." {
@@ -92,6 +92,31 @@ fn strip_position(m: &str) -> String {
         Some(i) => m[..i].to_owned(),
         None => m.to_owned(),
     }
+}
+
+/// serde quotes the offending value in type errors ("invalid type: integer `4111…`,
+/// expected a string"): a client may have put PII there, so it is not echoed. Field names
+/// (quoted the same way in "unknown field `x`") are kept.
+fn without_values(m: &str) -> String {
+    if !(m.starts_with("invalid type")
+        || m.starts_with("invalid value")
+        || m.starts_with("invalid length"))
+    {
+        return m.to_owned();
+    }
+    let mut out = String::with_capacity(m.len());
+    let mut quoted = false;
+    for c in m.chars() {
+        if c == '`' || c == '"' {
+            quoted = !quoted;
+            if quoted {
+                out.push_str("(value not shown)");
+            }
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out.replace(" (value not shown)", "")
 }
 
 /// The quoted field name in "unknown field `x`, expected …" / "missing field `x`".
@@ -149,5 +174,56 @@ pub fn param<T, E: std::fmt::Display>(
         Some(v) => parse(v)
             .map(Some)
             .map_err(|e| ApiError::field(name, format!("{v:?} is not valid: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Seg {
+        text: String,
+        start_ms: u64,
+    }
+
+    #[test]
+    fn refusals_name_the_field_and_never_echo_the_value() {
+        let cases = [
+            (
+                r#"{"text": 4111111111111111, "start_ms": 1}"#,
+                "text",
+                "4111",
+            ),
+            (
+                r#"{"text": "x", "start_ms": "john.smith@example.com"}"#,
+                "start_ms",
+                "john",
+            ),
+            (
+                r#"{"text": "x", "start_ms": -4155550132}"#,
+                "start_ms",
+                "4155",
+            ),
+        ];
+        for (body, field, secret) in cases {
+            let e = parse_json::<Seg>(body.as_bytes()).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{body}");
+            assert!(!e.message.contains(secret), "{}", e.message);
+            assert!(e.message.contains("invalid"), "{}", e.message);
+        }
+        let e = parse_json::<Seg>(br#"{"text": "x", "start_ms": 1, "colour": 2}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("colour"));
+        assert!(
+            e.message.contains("unknown field `colour`"),
+            "{}",
+            e.message
+        );
+        let e = parse_json::<Seg>(br#"{"start_ms": 1}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("text"));
+        let e = parse_json::<Seg>(br#"{"text": "#).unwrap_err();
+        assert_eq!(e.code, "malformed_json");
     }
 }

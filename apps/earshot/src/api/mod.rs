@@ -205,9 +205,15 @@ pub async fn trace_requests(mut req: Request, next: Next) -> Response {
     response
 }
 
+/// Parses a UUID id, refusing it without echoing the input (it could be anything a client
+/// pasted, PII included).
+pub fn uuid_param<T: std::str::FromStr>(field: &str, s: &str) -> Result<T, ApiError> {
+    s.parse::<T>()
+        .map_err(|_| ApiError::field(field, "must be a UUID (not the nil UUID)"))
+}
+
 pub fn call_id(s: &str) -> Result<CallId, ApiError> {
-    s.parse::<CallId>()
-        .map_err(|e| ApiError::field("call_id", e.reason))
+    uuid_param("call_id", s)
 }
 
 pub fn origin(principal: &Principal, trace: &TraceCtx) -> Origin {

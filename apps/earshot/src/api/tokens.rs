@@ -116,9 +116,7 @@ pub async fn revoke_token(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(&[Role::Admin], "revoke tokens")?;
-    let id: TokenId = id
-        .parse()
-        .map_err(|e: domain::IdError| ApiError::field("token_id", e.reason))?;
+    let id: TokenId = super::uuid_param("token_id", &id)?;
     if !state.store.revoke_token(&principal.tenant, id).await? {
         return Err(ApiError::not_found("token"));
     }

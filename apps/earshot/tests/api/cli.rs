@@ -122,9 +122,14 @@ fn serve_on_a_fresh_data_dir() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    // Keep reading (the first start also prints the admin token) so the pipe stays open.
+    let rest = std::thread::spawn(move || {
+        let mut all = String::new();
+        std::io::Read::read_to_string(&mut out, &mut all).unwrap();
+        all
+    });
     assert!(
         line.starts_with("earshot listening on http://127.0.0.1:"),
         "{line}"
@@ -148,6 +153,11 @@ fn serve_on_a_fresh_data_dir() {
         .unwrap();
     let exit = child.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
+    let rest = rest.join().unwrap();
+    assert!(
+        rest.contains("admin token"),
+        "the first start shows the admin token: {rest}"
+    );
 }
 
 fn repo(path: &str) -> std::path::PathBuf {
