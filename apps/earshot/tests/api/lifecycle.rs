@@ -323,3 +323,78 @@ async fn concurrent_ingest_keeps_per_call_order(store: Arc<dyn Store>) {
     }
     Arc::try_unwrap(app).ok().unwrap().stop().await.unwrap();
 }
+
+/// Shutdown drains: an ingest the server took is answered and written whole; a request that
+/// came too late (refused, or reset while still in the listen queue) wrote nothing. A
+/// server that dropped requests mid-way would leave written-but-unanswered ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_in_flight_ingests() {
+    let db = store::testkit::TestStore::sqlite();
+    let store = db.open_store().await;
+    let app = spawn_app(store.clone()).await;
+    let t = app.token("service", "dialer").await;
+    let call = app.start_call(&t).await;
+    let text = "the condenser fan stopped and the breaker keeps tripping ".repeat(20);
+    let mut tasks = tokio::task::JoinSet::new();
+    for r in 0..40u64 {
+        let (http, url, t, text) = (
+            reqwest::Client::new(),
+            app.url(&format!("/api/v1/calls/{call}/segments")),
+            t.clone(),
+            text.clone(),
+        );
+        tasks.spawn(async move {
+            let segments: Vec<_> = (0..50u64)
+                .map(|i| json!({"segment_id": format!("r{r}-{i}"), "speaker": "customer", "text": text, "start_ms": 0, "end_ms": 1, "is_final": false}))
+                .collect();
+            let res = http.post(url).bearer_auth(t).json(&json!({"segments": segments})).send().await;
+            (r, res.map(|r| r.status().as_u16()))
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    app.stop().await.unwrap();
+
+    let mut answered = std::collections::HashSet::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (r, res) = joined.unwrap();
+        match res {
+            Ok(status) => {
+                assert_eq!(
+                    status, 200,
+                    "an in-flight ingest was answered with {status}"
+                );
+                answered.insert(r);
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(
+        !answered.is_empty(),
+        "some ingests were in flight at shutdown"
+    );
+    // Exactly the answered requests are in the log, each whole.
+    let events = store::load_stream(store.as_ref(), call.parse().unwrap(), None)
+        .await
+        .unwrap();
+    let mut per_request = std::collections::HashMap::<u64, usize>::new();
+    for e in &events {
+        if let domain::CallEvent::SegmentAdded(s) = &e.event {
+            let r: u64 = s.segment_id.as_str()[1..]
+                .split('-')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            *per_request.entry(r).or_default() += 1;
+        }
+    }
+    assert_eq!(
+        per_request
+            .keys()
+            .copied()
+            .collect::<std::collections::HashSet<_>>(),
+        answered
+    );
+    assert!(per_request.values().all(|n| *n == 50), "{per_request:?}");
+    db.finish().await;
+}
