@@ -240,8 +240,16 @@ impl Application {
         let router = app(state.clone());
 
         let http_shutdown = shutdown.clone();
+        // Events go out as small WebSocket frames, often two in a row (a segment and the
+        // alert it raised): with Nagle's algorithm the second waits for the client's delayed
+        // ACK, ~40 ms. Latency matters more here than packet count.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %e, "cannot set TCP_NODELAY on a connection");
+            }
+        });
         tasks.spawn(async move {
-            let result = axum::serve(self.listener, router)
+            let result = axum::serve(listener, router)
                 .with_graceful_shutdown(http_shutdown.cancelled_owned())
                 .await
                 .context("the HTTP server failed");
