@@ -31,8 +31,8 @@ use tokio_util::sync::CancellationToken;
 /// The version of the WebSocket protocol (docs/protocol.md).
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Frames a call's channel holds for a slow receiver before it lags.
-const CALL_CHANNEL: usize = 512;
+/// Frames a call's channel holds for a slow receiver before it lags (the default).
+pub const CALL_CHANNEL: usize = 512;
 /// Frames a tenant's supervisor channel holds.
 const TENANT_CHANNEL: usize = 4_096;
 /// Events read from the log per query.
@@ -108,11 +108,14 @@ pub struct Hub {
     /// Call-list rows of the calls the hub has seen, for supervisors' live wallboards.
     listings: Mutex<HashMap<CallId, CallListing>>,
     position: AtomicU64,
+    call_capacity: usize,
 }
 
 impl Hub {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// A hub whose per-call channels hold `call_capacity` frames.
+    pub fn new(store: Arc<dyn Store>, call_capacity: usize) -> Self {
         Self {
+            call_capacity: call_capacity.max(1),
             store,
             calls: RwLock::new(HashMap::new()),
             tenants: RwLock::new(HashMap::new()),
@@ -136,7 +139,7 @@ impl Hub {
             .write()
             .expect("hub calls")
             .entry(call)
-            .or_insert_with(|| broadcast::channel(CALL_CHANNEL).0)
+            .or_insert_with(|| broadcast::channel(self.call_capacity).0)
             .subscribe()
     }
 

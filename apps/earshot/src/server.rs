@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub max_segment_chars: usize,
     /// Sessions idle this long are dropped from memory (they reload from the log).
     pub session_idle: Duration,
+    /// Frames the hub buffers per call for subscribers that fall behind a burst.
+    pub hub_call_capacity: usize,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +70,7 @@ impl Default for ServerConfig {
             ws: WsConfig::default(),
             max_segment_chars: domain::command::MAX_SEGMENT_CHARS,
             session_idle: Duration::from_secs(600),
+            hub_call_capacity: crate::hub::CALL_CHANNEL,
         }
     }
 }
@@ -199,7 +202,7 @@ impl Application {
             config.max_segment_chars,
         ));
         let state = AppState {
-            hub: Arc::new(Hub::new(store.clone())),
+            hub: Arc::new(Hub::new(store.clone(), config.hub_call_capacity)),
             auth: Arc::new(Authenticator::new(store.clone())),
             store,
             pipeline,

@@ -188,3 +188,59 @@ async fn a_silent_client_is_dropped_by_the_heartbeat() {
     stop.await.unwrap().unwrap();
     db.finish().await;
 }
+
+/// A subscription that falls behind its call's broadcast buffer is closed with CLOSE_LAGGED
+/// (never skipped silently) and resumes from its last seq with nothing lost. On this
+/// single-threaded test runtime the hub publishes a whole batch before the subscription runs
+/// again, so a buffer of 4 frames lags on a batch of 40 segments every time.
+#[tokio::test]
+async fn a_lagging_subscription_is_closed_then_resumes() {
+    let db = store::testkit::TestStore::sqlite();
+    let config = ServerConfig {
+        hub_call_capacity: 4,
+        ..ServerConfig::default()
+    };
+    let app = spawn_app_with(db.open_store().await, config).await;
+    let t = app.token("service", "dialer").await;
+    let call = app.start_call(&t).await;
+    let mut ws = app.ws(&t).await;
+    ws.subscribe(&call, 0).await;
+    let segments: Vec<_> = (0..40u64)
+        .map(|i| json!({"segment_id": format!("s{i}"), "speaker": "customer", "text": "still no heat", "start_ms": i * 100, "end_ms": i * 100 + 50}))
+        .collect();
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/calls/{call}/segments"),
+            &t,
+            json!({"segments": segments}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut last = 1u64;
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.stream.next())
+            .await
+            .expect("a close")
+        {
+            Some(Ok(Message::Text(t))) => {
+                let m: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                assert_eq!(m["seq"], last + 1, "no gaps before the close");
+                last += 1;
+            }
+            Some(Ok(Message::Close(Some(c)))) => break u16::from(c.code),
+            Some(Ok(_)) => {}
+            other => panic!("the socket ended without a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, earshot::api::ws::CLOSE_LAGGED);
+    let mut again = app.ws(&t).await;
+    let (replayed, subscribed) = again.subscribe(&call, last).await;
+    assert_eq!(subscribed["top_seq"], 41);
+    let seqs: Vec<u64> = replayed
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (last + 1..=41).collect::<Vec<_>>());
+    app.stop().await.unwrap();
+    db.finish().await;
+}
