@@ -6,6 +6,12 @@
 //! the lock — and `AUTOINCREMENT` positions commit in increasing order. `synchronous = FULL`
 //! makes a commit durable when `append` returns. Wake-ups are local to the process: SQLite
 //! is the single-node store.
+//!
+//! Every write transaction of the process — the committer's, the call index's, checkpoints,
+//! the directory's — first takes one in-process gate (an async mutex). Without it, two of
+//! them would meet at SQLite's lock, and the loser would wait in SQLite's busy handler,
+//! which sleeps in steps of up to 25–100 ms: an append stuck behind a call-index commit
+//! took tens of milliseconds. Behind the gate they queue in order and none ever sleeps.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -34,8 +40,12 @@ use crate::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// The in-process write gate (see the module docs).
+pub(crate) type WriteGate = std::sync::Arc<tokio::sync::Mutex<()>>;
+
 pub struct SqliteEventStore {
     pool: SqlitePool,
+    gate: WriteGate,
     queue: mpsc::Sender<AppendRequest>,
     wakeups: broadcast::Sender<Wakeup>,
     config: StoreConfig,
@@ -67,20 +77,41 @@ impl SqliteEventStore {
             crate::check_migrated(&MIGRATOR, &applied)?;
         }
         let writer = options.connect().await?;
+        let gate = WriteGate::default();
         let (wakeups, _) = broadcast::channel(4_096);
         let (queue, rx) = mpsc::channel(4_096);
         tokio::spawn(batch::run_committer(
-            SqliteCommitter { conn: writer },
+            SqliteCommitter {
+                conn: writer,
+                gate: gate.clone(),
+            },
             rx,
             config.max_batch_events.max(1),
             wakeups.clone(),
         ));
         Ok(Self {
             pool,
+            gate,
             queue,
             wakeups,
             config,
         })
+    }
+
+    /// Opens a write transaction on the pool, behind the process's write gate. Keep the
+    /// guard until the transaction is committed or dropped.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<
+        (
+            tokio::sync::OwnedMutexGuard<()>,
+            sqlx::Transaction<'static, sqlx::Sqlite>,
+        ),
+        StoreError,
+    > {
+        let guard = self.gate.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok((guard, tx))
     }
 
     /// The read pool, for tests that must show what the database itself refuses.
@@ -91,6 +122,7 @@ impl SqliteEventStore {
 
 struct SqliteCommitter {
     conn: SqliteConnection,
+    gate: WriteGate,
 }
 
 /// The body of a batch's transaction (rolled back by the caller on error). Three statements
@@ -223,6 +255,7 @@ impl Committer for SqliteCommitter {
         &mut self,
         batch: &[AppendRequest],
     ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+        let _gate = self.gate.lock().await;
         let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
         let answers = write(&mut tx, batch).await?;
         tx.commit().await?;
@@ -363,6 +396,7 @@ impl EventStore for SqliteEventStore {
         consumer: &str,
         position: GlobalPosition,
     ) -> Result<(), StoreError> {
+        let _gate = self.gate.lock().await;
         sqlx::query(
             "INSERT INTO consumer_checkpoints (consumer, position, updated_at) VALUES (?, ?, ?) \
              ON CONFLICT (consumer) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
@@ -399,7 +433,7 @@ impl EventStore for SqliteEventStore {
     ) -> Result<(), StoreError> {
         // IMMEDIATE takes the write lock up front, so the checkpoint read below cannot be
         // overtaken; dropping the transaction on any error rolls it back.
-        let mut conn = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (_gate, mut conn) = self.begin_write().await?;
         let current: Option<i64> =
             sqlx::query_scalar("SELECT position FROM consumer_checkpoints WHERE consumer = ?")
                 .bind(consumer)

@@ -1,6 +1,6 @@
 //! The directory on SQLite. Every write is one statement in a `BEGIN IMMEDIATE`
-//! transaction on the store's pool, as `commit_call_listings` writes: it takes the write
-//! lock up front (waiting, up to the busy timeout, for the log's committer) instead of
+//! transaction on the store's pool, behind the store's write gate, as `commit_call_listings`
+//! writes: it takes the write lock up front, in turn with the log's committer, instead of
 //! failing with `SQLITE_BUSY` when a read transaction cannot be upgraded.
 //!
 //! SQLite names a violated UNIQUE or PRIMARY KEY constraint by its columns and a violated
@@ -64,9 +64,17 @@ fn map_write_error(
     }
 }
 
-/// Opens a write transaction: see the module docs.
-async fn begin(store: &SqliteEventStore) -> Result<Transaction<'static, Sqlite>, StoreError> {
-    Ok(store.pool().begin_with("BEGIN IMMEDIATE").await?)
+/// Opens a write transaction behind the store's write gate: see the module docs.
+async fn begin(
+    store: &SqliteEventStore,
+) -> Result<
+    (
+        tokio::sync::OwnedMutexGuard<()>,
+        Transaction<'static, Sqlite>,
+    ),
+    StoreError,
+> {
+    store.begin_write().await
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -141,7 +149,7 @@ impl Directory for SqliteEventStore {
 
     async fn create_tenant(&self, id: &TenantId, name: &str) -> Result<Tenant, StoreError> {
         let created_at = now();
-        let mut tx = begin(self).await?;
+        let (_gate, mut tx) = begin(self).await?;
         sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
             .bind(id.as_str())
             .bind(name)
@@ -178,7 +186,7 @@ impl Directory for SqliteEventStore {
 
     async fn create_token(&self, token: NewToken) -> Result<TokenRecord, StoreError> {
         let created_at = now();
-        let mut tx = begin(self).await?;
+        let (_gate, mut tx) = begin(self).await?;
         sqlx::query(
             "INSERT INTO api_tokens (id, tenant_id, role, name, secret_sha256, created_at) \
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -234,7 +242,7 @@ impl Directory for SqliteEventStore {
     }
 
     async fn revoke_token(&self, tenant: &TenantId, id: TokenId) -> Result<bool, StoreError> {
-        let mut tx = begin(self).await?;
+        let (_gate, mut tx) = begin(self).await?;
         let done = sqlx::query(
             "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?3) \
              WHERE tenant_id = ?1 AND id = ?2",
@@ -257,7 +265,7 @@ impl Directory for SqliteEventStore {
         created_by: &ActorId,
     ) -> Result<StoredRuleset, StoreError> {
         let created_at = now();
-        let mut tx = begin(self).await?;
+        let (_gate, mut tx) = begin(self).await?;
         sqlx::query(
             "INSERT INTO rulesets (tenant_id, id, version, source, created_at, created_by) \
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -343,7 +351,7 @@ impl Directory for SqliteEventStore {
     ) -> Result<(), StoreError> {
         // The EXISTS makes an unknown version update nothing; the foreign key
         // tenants_active_ruleset_fkey would refuse it anyway.
-        let mut tx = begin(self).await?;
+        let (_gate, mut tx) = begin(self).await?;
         let done = sqlx::query(
             "UPDATE tenants SET active_ruleset_id = ?2, active_ruleset_version = ?3 \
              WHERE id = ?1 AND EXISTS (SELECT 1 FROM rulesets \
