@@ -18,9 +18,10 @@ pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     // The WebSocket library logs every frame's content at trace level, transcript text
-    // included: whatever RUST_LOG says, it never goes below debug, so PII never reaches the
-    // log (tests/api/pii_logs.rs runs the server at trace level and scans its output).
-    let filter = ["tungstenite=debug", "tokio_tungstenite=debug"]
+    // included: whatever RUST_LOG says, it is held at info (it logs nothing there), so PII
+    // never reaches the log (tests/api/pii_logs.rs runs the server at trace level and scans
+    // its output).
+    let filter = ["tungstenite=info", "tokio_tungstenite=info"]
         .into_iter()
         .fold(filter, |f, d| {
             f.add_directive(d.parse().expect("a valid directive"))

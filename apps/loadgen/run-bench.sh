@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# One run of the hub latency benchmark (docs/benchmarks.md, "Hub: segment → alert latency at
+# WebSocket subscribers"): builds the server and the load tool in release, starts the server
+# on a fresh store (a new SQLite directory, or a new database on the local Postgres), reads
+# the one-time admin token from its stdout, runs earshot-load against it, and stops it.
+#
+#   apps/loadgen/run-bench.sh sqlite 500                 # 500 calls, 2 subscribers, 30 s
+#   apps/loadgen/run-bench.sh postgres 2000 -- --json    # extra arguments go to earshot-load
+#
+# Environment: SUBSCRIBERS (2), RATE (1 segment/s per call), DURATION (30 s), PORT (18080),
+# PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres; trust auth), KEEP=1 keeps the data
+# directory / database, SKIP_BUILD=1 skips the build, SERVER_BIN runs another earshot binary
+# (to compare a change), RUST_LOG is passed to the server.
+# Exit status: earshot-load's (2 when anything was lost, duplicated or refused).
+set -euo pipefail
+
+store=${1:?usage: run-bench.sh sqlite|postgres CALLS [-- earshot-load args…]}
+calls=${2:?usage: run-bench.sh sqlite|postgres CALLS [-- earshot-load args…]}
+shift 2
+[[ ${1:-} == -- ]] && shift
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+target=${CARGO_TARGET_DIR:-$root/target}
+port=${PORT:-18080}
+pghost=${PGHOST:-127.0.0.1}
+pgport=${PGPORT:-5432}
+pguser=${PGUSER:-postgres}
+
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+    cargo build --release -q -p earshot -p earshot-load
+fi
+
+# 2,000 calls × (2 subscribers + 1 ingest) sockets on each side of loopback.
+ulimit -n 20000 2>/dev/null || echo "run-bench: could not raise ulimit -n (now $(ulimit -n))" >&2
+
+work=$(mktemp -d)
+db=""
+case $store in
+    sqlite)
+        export EARSHOT_DATA_DIR=$work/data
+        unset DATABASE_URL
+        ;;
+    postgres)
+        db="loadtest_$(date +%Y%m%d_%H%M%S)_$$"
+        psql -q -h "$pghost" -p "$pgport" -U "$pguser" -c "create database $db"
+        export DATABASE_URL="postgres://$pguser@$pghost:$pgport/$db"
+        ;;
+    *)
+        echo "run-bench: the store is sqlite or postgres, not $store" >&2
+        exit 64
+        ;;
+esac
+
+server_pid=""
+cleanup() {
+    if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid"
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    if [[ ${KEEP:-0} == 1 ]]; then
+        echo "run-bench: kept $work${db:+ and database $db}" >&2
+        return
+    fi
+    rm -rf "$work"
+    if [[ -n $db ]]; then
+        psql -q -h "$pghost" -p "$pgport" -U "$pguser" -c "drop database if exists $db" || true
+    fi
+}
+trap cleanup EXIT
+
+"${SERVER_BIN:-$target/release/earshot}" serve --listen "127.0.0.1:$port" \
+    >"$work/server.out" 2>"$work/server.log" &
+server_pid=$!
+
+token=""
+for _ in $(seq 1 600); do
+    token=$(grep -o 'esk_[0-9a-f]\{40\}' "$work/server.out" | head -n1 || true)
+    [[ -n $token ]] && break
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        echo "run-bench: the server exited; its log:" >&2
+        cat "$work/server.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+if [[ -z $token ]]; then
+    echo "run-bench: no admin token on the server's stdout (was the store not fresh?)" >&2
+    exit 1
+fi
+
+# The server's CPU time (user + system, seconds) from /proc.
+cpu_seconds() {
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$server_pid/stat"
+}
+
+echo "run-bench: $store, $calls calls, server pid $server_pid on port $port" >&2
+cpu_before=$(cpu_seconds)
+status=0
+TIMEFORMAT="run-bench: earshot-load CPU: %U s user + %S s system over %R s"
+# The token goes in the environment, not on the command line (where `ps` would show it).
+time EARSHOT_TOKEN=$token "$target/release/earshot-load" --url "http://127.0.0.1:$port" \
+    --calls "$calls" --subscribers "${SUBSCRIBERS:-2}" --rate "${RATE:-1}" \
+    --duration "${DURATION:-30}" "$@" || status=$?
+cpu_after=$(cpu_seconds)
+echo "run-bench: server CPU during setup + run: $(awk -v a="$cpu_before" -v b="$cpu_after" 'BEGIN { printf "%.1f", b - a }') s (user + system)" >&2
+warnings=$(grep -c -E '"level":"(WARN|ERROR)"' "$work/server.log" || true)
+echo "run-bench: server log lines at WARN or ERROR: $warnings" >&2
+exit "$status"

@@ -1,0 +1,309 @@
+//! earshot-load: measures how long a transcript segment takes to come back as an
+//! `alert_raised` at WebSocket subscribers, through the whole server (ingest, redaction,
+//! rules, the append, the hub's tail of the log, the fan-out), under a uniform load of many
+//! calls.
+//!
+//! Setup (not timed): with the admin token, upload the `loadtest` ruleset (one prohibited
+//! rule on a marker word, no cooldown, no cap, so every segment raises one alert), make a
+//! service token (ingest) and an agent token (subscribers), start the calls, open
+//! `--subscribers` WebSockets per call subscribed from seq 0, and one ingest WebSocket per
+//! call. Run: each call sends `--rate` segments a second over its ingest WebSocket for
+//! `--duration` seconds, the calls' schedules staggered evenly over one period; the send
+//! instant of every segment is recorded, and each subscriber takes the arrival instant of
+//! the `alert_raised` naming that segment. Every subscriber also checks that the seqs it
+//! gets are contiguous and, at the end, that it got everything up to the call's top seq.
+
+mod api;
+mod report;
+mod run;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use futures::{StreamExt, TryStreamExt, stream};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::api::Api;
+use crate::report::Report;
+use crate::run::{Call, Clock, Phase, Schedule};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "earshot-load",
+    version,
+    about = "Measure segment → alert latency at WebSocket subscribers of an earshot server"
+)]
+struct Args {
+    /// The server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// An admin token of the tenant (esk_…), as printed on the server's first start.
+    #[arg(long, env = "EARSHOT_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Concurrent calls.
+    #[arg(long, default_value_t = 1)]
+    calls: usize,
+    /// WebSocket subscribers per call.
+    #[arg(long, default_value_t = 2)]
+    subscribers: usize,
+    /// Segments per second per call.
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Leading seconds whose segments are checked but left out of the latency figures.
+    #[arg(long, default_value_t = 0)]
+    warmup: u64,
+    /// Connections (and REST calls) opened at once during setup.
+    #[arg(long, default_value_t = 64)]
+    connect_concurrency: usize,
+    /// Seconds to wait, after the last send, for acks and for subscribers to reach the top.
+    #[arg(long, default_value_t = 30)]
+    drain_timeout: u64,
+    /// Tokio worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Leave the calls live at the end (by default they are ended).
+    #[arg(long)]
+    keep_calls: bool,
+    /// Print the report as one JSON document.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.calls == 0 || args.subscribers == 0 {
+        bail!("--calls and --subscribers must be at least 1");
+    }
+    if !(args.rate > 0.0 && args.rate <= 1_000.0) {
+        bail!("--rate must be above 0 and at most 1000");
+    }
+    if args.duration == 0 || args.warmup >= args.duration {
+        bail!("--duration must be at least 1 and above --warmup");
+    }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.threads {
+        runtime.worker_threads(n.max(1));
+    }
+    let report = runtime
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?
+        .block_on(load(&args))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    if !report.passed() {
+        std::process::exit(2);
+    }
+    Ok(())
+}
+
+fn progress(msg: impl std::fmt::Display) {
+    eprintln!("earshot-load: {msg}");
+}
+
+/// Warns when the sockets the run needs come near the open-files limit.
+fn check_fd_limit(sockets: usize) {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
+        return;
+    };
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse::<usize>().ok());
+    if let Some(soft) = soft
+        && sockets + 64 > soft
+    {
+        progress(format!(
+            "warning: the run needs {sockets} sockets but `ulimit -n` is {soft}; raise it"
+        ));
+    }
+}
+
+async fn load(args: &Args) -> anyhow::Result<Report> {
+    let api = Api::new(&args.url)?;
+    let n = args.calls;
+    let subs = args.subscribers;
+    let segments = ((args.duration as f64) * args.rate).floor().max(1.0) as usize;
+    let period = Duration::from_secs_f64(1.0 / args.rate);
+    check_fd_limit(n * (subs + 1));
+
+    // --- setup (not timed) ---
+    let version = api.upload_ruleset(&args.token).await?;
+    progress(format!("uploaded ruleset {} v{version}", api::RULESET_ID));
+    let service = api
+        .token(&args.token, "service", "earshot-load-ingest")
+        .await?;
+    let agent = api.token(&args.token, "agent", "earshot-load").await?;
+
+    let setup_started = Instant::now();
+    let ids: Vec<String> = stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            let service = service.clone();
+            async move {
+                api.start_call(&service, &format!("load-agent-{i}"), version)
+                    .await
+            }
+        })
+        .buffered(args.connect_concurrency)
+        .try_collect()
+        .await?;
+    let calls: Vec<Arc<Call>> = ids
+        .into_iter()
+        .map(|id| Arc::new(Call::new(id, segments)))
+        .collect();
+    progress(format!("started {n} calls"));
+
+    let epoch = Instant::now();
+    let clock = Clock {
+        epoch,
+        record_from: 0,
+    };
+    let sub_url = api.ws_url(&agent);
+    let subscribers: Vec<(usize, run::Ws, run::SubscriberStats)> =
+        stream::iter((0..n).flat_map(|c| (0..subs).map(move |_| c)))
+            .map(|c| {
+                let call = calls[c].clone();
+                let url = sub_url.clone();
+                async move {
+                    let mut ws = run::connect(&url).await?;
+                    let stats = run::subscribe(&mut ws, &call, &clock).await?;
+                    Ok::<_, anyhow::Error>((c, ws, stats))
+                }
+            })
+            .buffer_unordered(args.connect_concurrency)
+            .try_collect()
+            .await?;
+    progress(format!("{} subscribers subscribed", subscribers.len()));
+    let ingest_url = api.ws_url(&service);
+    let mut ingest_sockets: Vec<(usize, run::Ws)> = stream::iter(0..n)
+        .map(|c| {
+            let url = ingest_url.clone();
+            async move { Ok::<_, anyhow::Error>((c, run::connect(&url).await?)) }
+        })
+        .buffer_unordered(args.connect_concurrency)
+        .try_collect()
+        .await?;
+    ingest_sockets.sort_by_key(|(c, _)| *c);
+    progress(format!(
+        "{n} ingest sockets open; setup took {:.1} s; sending for {} s",
+        setup_started.elapsed().as_secs_f64(),
+        args.duration
+    ));
+
+    // --- the run ---
+    let (phase_tx, phase_rx) = watch::channel(Phase::Running);
+    let start = Instant::now() + Duration::from_millis(200);
+    let clock = Clock {
+        epoch,
+        record_from: (start + Duration::from_secs(args.warmup) - epoch).as_nanos() as u64,
+    };
+    let sub_tasks: Vec<_> = subscribers
+        .into_iter()
+        .map(|(c, ws, stats)| {
+            tokio::spawn(run::run_subscriber(
+                ws,
+                calls[c].clone(),
+                clock,
+                stats,
+                phase_rx.clone(),
+            ))
+        })
+        .collect();
+    let ingest_tasks: Vec<_> = ingest_sockets
+        .into_iter()
+        .map(|(c, ws)| {
+            // Call c starts c/n of a period after the first: the sends are spread evenly.
+            let offset = period.mul_f64(c as f64 / n as f64);
+            let schedule = Schedule {
+                first: start + offset,
+                period,
+                segments,
+            };
+            tokio::spawn(run::run_ingest(
+                ws,
+                calls[c].clone(),
+                clock,
+                schedule,
+                phase_rx.clone(),
+            ))
+        })
+        .collect();
+
+    // Sending ends at the last scheduled segment; then in-flight work drains.
+    let sending_ends = start + period.mul_f64(segments as f64);
+    tokio::time::sleep_until(sending_ends).await;
+    let drain_deadline = Instant::now() + Duration::from_secs(args.drain_timeout);
+    phase_tx.send_replace(Phase::Draining(drain_deadline));
+    let mut ingest = Vec::with_capacity(n);
+    for t in ingest_tasks {
+        ingest.push(t.await.context("an ingest task panicked")?);
+    }
+    progress("every ingest socket is done; reading the calls' top seqs");
+
+    let tops: Vec<u64> = stream::iter(calls.iter().cloned())
+        .map(|call| {
+            let api = api.clone();
+            let service = service.clone();
+            async move {
+                let top = api.top_seq(&service, &call.id).await?;
+                call.set_target(top);
+                Ok::<_, anyhow::Error>(top)
+            }
+        })
+        .buffered(args.connect_concurrency)
+        .try_collect()
+        .await?;
+    // Wake the subscribers: they stop once at the top (or at the deadline).
+    phase_tx.send_replace(Phase::Draining(drain_deadline));
+    let mut subscriber_stats = Vec::with_capacity(n * subs);
+    for t in sub_tasks {
+        subscriber_stats.push(t.await.context("a subscriber task panicked")?);
+    }
+    drop(phase_tx);
+    progress("subscribers done");
+
+    if !args.keep_calls {
+        let ended: Vec<anyhow::Result<()>> = stream::iter(calls.iter().cloned())
+            .map(|call| {
+                let api = api.clone();
+                let service = service.clone();
+                async move { api.end_call(&service, &call.id).await }
+            })
+            .buffer_unordered(args.connect_concurrency)
+            .collect()
+            .await;
+        if let Some(Err(e)) = ended.into_iter().find(Result::is_err) {
+            progress(format!("warning: ending a call failed: {e:#}"));
+        }
+    }
+
+    Ok(Report::build(
+        args_summary(args, segments),
+        &ingest,
+        &subscriber_stats,
+        &tops,
+    ))
+}
+
+fn args_summary(args: &Args, segments: usize) -> report::Setup {
+    report::Setup {
+        url: args.url.clone(),
+        calls: args.calls,
+        subscribers_per_call: args.subscribers,
+        rate: args.rate,
+        duration_s: args.duration,
+        warmup_s: args.warmup,
+        segments_per_call: segments,
+    }
+}

@@ -1,0 +1,490 @@
+//! The measured part: per call one ingest WebSocket sending on a schedule, and the
+//! subscriber WebSockets that timestamp each `alert_raised` and check the seqs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Latency samples of one task, in microseconds. Tasks keep raw samples (a few dozen each)
+/// rather than a histogram each: thousands of HdrHistograms would take gigabytes. The
+/// report merges them into one histogram.
+pub type Samples = Vec<u32>;
+
+fn record(samples: &mut Samples, nanos: u64) {
+    samples.push(u32::try_from((nanos / 1_000).max(1)).unwrap_or(u32::MAX));
+}
+
+/// What the tasks of one call share.
+pub struct Call {
+    pub id: String,
+    /// Send instant of segment k, as nanoseconds since the run's epoch, plus one (0: unsent).
+    sends: Vec<AtomicU64>,
+    /// The call's top seq once every segment is acknowledged (u64::MAX until then).
+    target: AtomicU64,
+}
+
+impl Call {
+    pub fn new(id: String, segments: usize) -> Self {
+        Self {
+            id,
+            sends: (0..segments).map(|_| AtomicU64::new(0)).collect(),
+            target: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    pub fn set_target(&self, top_seq: u64) {
+        self.target.store(top_seq, Ordering::Release);
+    }
+
+    fn target(&self) -> u64 {
+        self.target.load(Ordering::Acquire)
+    }
+
+    fn sent_at(&self, k: usize) -> Option<u64> {
+        match self.sends.get(k)?.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(n - 1),
+        }
+    }
+}
+
+/// The phase of the run, watched by every task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Running,
+    /// Sending is over: finish what is in flight by the deadline.
+    Draining(Instant),
+}
+
+impl Phase {
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Phase::Running => None,
+            Phase::Draining(d) => Some(d),
+        }
+    }
+}
+
+/// The clock every timestamp is taken against.
+#[derive(Clone, Copy)]
+pub struct Clock {
+    pub epoch: Instant,
+    /// Sends before this (nanoseconds since the epoch) are not recorded in the histograms.
+    pub record_from: u64,
+}
+
+impl Clock {
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+}
+
+/// A server message, with the fields the tool reads.
+#[derive(Deserialize)]
+struct ServerMsg {
+    #[serde(rename = "type")]
+    ty: String,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    data: Option<EventData>,
+    #[serde(default, rename = "ref")]
+    reference: Option<String>,
+    #[serde(default)]
+    results: Option<Vec<AckResult>>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct EventData {
+    #[serde(default)]
+    segment_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AckResult {
+    #[serde(default)]
+    caused: Vec<Caused>,
+}
+
+#[derive(Deserialize)]
+struct Caused {
+    kind: String,
+}
+
+/// Opens a WebSocket: Nagle off on the client's side, and small buffers (the default 128 KiB
+/// read buffer would take 750 MB over 6,000 connections).
+pub async fn connect(url: &str) -> anyhow::Result<Ws> {
+    let config = WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024);
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+        .await
+        .context("opening the WebSocket")?;
+    Ok(ws)
+}
+
+fn segment_index(segment_id: &str) -> Option<usize> {
+    segment_id.strip_prefix('s')?.parse().ok()
+}
+
+/// What one subscriber saw.
+pub struct SubscriberStats {
+    pub events: u64,
+    pub last_seq: u64,
+    /// Seqs skipped between two received events.
+    pub gaps: u64,
+    pub duplicates: u64,
+    pub alerts: u64,
+    /// `alert_raised` for a segment the tool has no send time for.
+    pub unmatched: u64,
+    pub latency: Samples,
+    /// Events between the last one received and the call's top seq at the end.
+    pub missing: u64,
+    /// Why the connection ended early, if it did.
+    pub closed: Option<String>,
+}
+
+impl SubscriberStats {
+    fn new() -> Self {
+        Self {
+            events: 0,
+            last_seq: 0,
+            gaps: 0,
+            duplicates: 0,
+            alerts: 0,
+            unmatched: 0,
+            latency: Samples::new(),
+            missing: 0,
+            closed: None,
+        }
+    }
+
+    /// Checks the seq and, for an alert, records its latency.
+    fn on_event(&mut self, msg: &ServerMsg, arrived: u64, call: &Call, clock: &Clock) {
+        let Some(seq) = msg.seq else { return };
+        self.events += 1;
+        if seq <= self.last_seq {
+            self.duplicates += 1;
+            return;
+        }
+        if seq > self.last_seq + 1 {
+            self.gaps += seq - self.last_seq - 1;
+        }
+        self.last_seq = seq;
+        if msg.kind.as_deref() != Some("alert_raised") {
+            return;
+        }
+        self.alerts += 1;
+        let sent = msg
+            .data
+            .as_ref()
+            .and_then(|d| d.segment_id.as_deref())
+            .and_then(segment_index)
+            .and_then(|k| call.sent_at(k));
+        match sent {
+            Some(sent) => {
+                if sent >= clock.record_from {
+                    record(&mut self.latency, arrived.saturating_sub(sent));
+                }
+            }
+            None => self.unmatched += 1,
+        }
+    }
+}
+
+/// Subscribes `ws` to the call from seq 0 and waits for `subscribed` (the backlog comes
+/// first and is checked like live events).
+pub async fn subscribe(ws: &mut Ws, call: &Call, clock: &Clock) -> anyhow::Result<SubscriberStats> {
+    let mut stats = SubscriberStats::new();
+    ws.send(Message::Text(
+        json!({"type": "subscribe", "call_id": call.id, "since_seq": 0, "ref": "load"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .context("sending subscribe")?;
+    let wait = async {
+        while let Some(msg) = ws.next().await {
+            let arrived = clock.now();
+            let Message::Text(text) = msg.context("reading the WebSocket")? else {
+                continue;
+            };
+            let msg: ServerMsg = serde_json::from_str(&text).context("a server message")?;
+            match msg.ty.as_str() {
+                "subscribed" => return Ok(()),
+                "event" => stats.on_event(&msg, arrived, call, clock),
+                "error" | "resync_required" => bail!("subscribe refused: {text}"),
+                _ => {}
+            }
+        }
+        bail!("the server closed the WebSocket before `subscribed`")
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .context("no `subscribed` within 30 s")??;
+    Ok(stats)
+}
+
+/// Reads events until the call's top seq has arrived after sending ended, or the drain
+/// deadline.
+pub async fn run_subscriber(
+    mut ws: Ws,
+    call: Arc<Call>,
+    clock: Clock,
+    mut stats: SubscriberStats,
+    mut phase: watch::Receiver<Phase>,
+) -> SubscriberStats {
+    loop {
+        let deadline = phase.borrow_and_update().deadline();
+        if deadline.is_some() && stats.last_seq >= call.target() {
+            break;
+        }
+        let far = Instant::now() + Duration::from_secs(3600);
+        tokio::select! {
+            msg = ws.next() => {
+                let arrived = clock.now();
+                match msg {
+                    Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerMsg>(&text) {
+                        Ok(m) if m.ty == "event" => stats.on_event(&m, arrived, &call, &clock),
+                        Ok(_) => {}
+                        Err(e) => {
+                            stats.closed = Some(format!("unreadable message: {e}"));
+                            break;
+                        }
+                    },
+                    Some(Ok(Message::Close(frame))) => {
+                        stats.closed = Some(match frame {
+                            Some(f) => format!("closed by the server: {} {}", u16::from(f.code), f.reason),
+                            None => "closed by the server".to_owned(),
+                        });
+                        break;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        stats.closed = Some(format!("WebSocket error: {e}"));
+                        break;
+                    }
+                    None => {
+                        stats.closed = Some("the connection ended".to_owned());
+                        break;
+                    }
+                }
+            }
+            changed = phase.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => break,
+        }
+    }
+    let target = call.target();
+    stats.missing = if target == u64::MAX {
+        0
+    } else {
+        target.saturating_sub(stats.last_seq)
+    };
+    let _ = ws.close(None).await;
+    stats
+}
+
+/// What one call's ingest connection saw.
+pub struct IngestStats {
+    pub sent: u64,
+    pub acked: u64,
+    /// Acks whose segment did not cause an `alert_raised`.
+    pub acked_without_alert: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    /// Send → ack on the ingest socket (the append, without the hub).
+    pub ack_latency: Samples,
+    /// How late each send was against its schedule (the tool's own lag).
+    pub send_lag: Samples,
+    /// The first and the last send, in nanoseconds since the epoch.
+    pub first_send: u64,
+    pub last_send: u64,
+}
+
+/// The schedule of one call's segments.
+#[derive(Clone, Copy)]
+pub struct Schedule {
+    pub first: Instant,
+    pub period: Duration,
+    pub segments: usize,
+}
+
+/// Sends the call's segments on schedule over `ws` (never waiting for an ack: the load is
+/// open-loop) and reads the acks, until every segment is acknowledged or the drain deadline.
+pub async fn run_ingest(
+    ws: Ws,
+    call: Arc<Call>,
+    clock: Clock,
+    schedule: Schedule,
+    phase: watch::Receiver<Phase>,
+) -> IngestStats {
+    let (mut sink, mut stream) = ws.split();
+    let text = crate::api::segment_text();
+    let call_for_writer = call.clone();
+    let writer = async move {
+        let call = call_for_writer;
+        let mut sent = 0u64;
+        let mut lag = Samples::new();
+        let mut first_send = 0;
+        let mut last_send = 0;
+        let mut error = None;
+        for k in 0..schedule.segments {
+            let due = schedule.first + schedule.period * k as u32;
+            tokio::time::sleep_until(due).await;
+            // Segment times follow the schedule (k periods into the call), as speech would.
+            let period_ms = schedule.period.as_secs_f64() * 1_000.0;
+            let start_ms = (period_ms * k as f64) as u64;
+            let end_ms = start_ms + (period_ms * 0.9).max(1.0) as u64;
+            let msg = json!({
+                "type": "segments",
+                "call_id": call.id,
+                "ref": k.to_string(),
+                "segments": [{
+                    "segment_id": format!("s{k}"),
+                    "speaker": "agent",
+                    "text": text,
+                    "start_ms": start_ms,
+                    "end_ms": end_ms,
+                }],
+            })
+            .to_string();
+            let now = clock.now();
+            call.sends[k].store(now + 1, Ordering::Release);
+            if now >= clock.record_from {
+                record(
+                    &mut lag,
+                    Instant::now().saturating_duration_since(due).as_nanos() as u64,
+                );
+            }
+            if let Err(e) = sink.send(Message::Text(msg.into())).await {
+                error = Some(format!("sending a segment: {e}"));
+                break;
+            }
+            if sent == 0 {
+                first_send = now;
+            }
+            sent += 1;
+            last_send = now;
+        }
+        (sink, sent, lag, (first_send, last_send), error)
+    };
+    let reader = async {
+        let mut phase = phase;
+        let mut acked = 0u64;
+        let mut without_alert = 0u64;
+        let mut errors = 0u64;
+        let mut first_error = None;
+        let mut ack_latency = Samples::new();
+        let far = Instant::now() + Duration::from_secs(3600);
+        loop {
+            if acked + errors >= schedule.segments as u64 {
+                break;
+            }
+            let deadline = phase.borrow_and_update().deadline();
+            tokio::select! {
+                msg = stream.next() => {
+                    let arrived = clock.now();
+                    let text = match msg {
+                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(Message::Close(frame))) => {
+                            first_error.get_or_insert(format!("ingest socket closed: {frame:?}"));
+                            break;
+                        }
+                        Some(Ok(_)) => continue,
+                        Some(Err(e)) => {
+                            first_error.get_or_insert(format!("ingest socket: {e}"));
+                            break;
+                        }
+                        None => {
+                            first_error.get_or_insert("ingest socket ended".to_owned());
+                            break;
+                        }
+                    };
+                    let Ok(m) = serde_json::from_str::<ServerMsg>(&text) else { continue };
+                    match m.ty.as_str() {
+                        "ack" => {
+                            acked += 1;
+                            let alerted = m.results.as_deref().is_some_and(|r| {
+                                r.iter().any(|r| r.caused.iter().any(|c| c.kind == "alert_raised"))
+                            });
+                            if !alerted {
+                                without_alert += 1;
+                            }
+                            let sent = m
+                                .reference
+                                .as_deref()
+                                .and_then(|r| r.parse::<usize>().ok())
+                                .and_then(|k| call.sent_at(k));
+                            if let Some(sent) = sent
+                                && sent >= clock.record_from
+                            {
+                                record(&mut ack_latency, arrived.saturating_sub(sent));
+                            }
+                        }
+                        "error" => {
+                            errors += 1;
+                            first_error.get_or_insert(format!(
+                                "ingest error: {}",
+                                m.error.unwrap_or_default()
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+                changed = phase.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => break,
+            }
+        }
+        (
+            stream,
+            acked,
+            without_alert,
+            errors,
+            first_error,
+            ack_latency,
+        )
+    };
+    let (
+        (sink, sent, send_lag, (first_send, last_send), send_error),
+        (stream, acked, without, errors, first_error, ack_latency),
+    ) = tokio::join!(writer, reader);
+    if let Ok(mut ws) = sink.reunite(stream) {
+        let _ = ws.close(None).await;
+    }
+    IngestStats {
+        sent,
+        acked,
+        acked_without_alert: without,
+        errors: errors + u64::from(send_error.is_some()),
+        first_error: send_error.or(first_error),
+        ack_latency,
+        send_lag,
+        first_send,
+        last_send,
+    }
+}
