@@ -528,42 +528,52 @@ async fn follow_call(
         "v": PROTOCOL_VERSION, "type": "subscribed", "ref": r, "call_id": call,
         "since_seq": since, "top_seq": last, "recovered": recovered,
     }));
-    loop {
-        let frame = tokio::select! {
-            _ = cancel.cancelled() => return,
-            f = rx.recv() => f,
-        };
-        match frame {
-            Ok(frame) => {
-                if frame.seq <= last {
-                    continue;
-                }
-                if frame.seq > last.next() {
-                    // Never expected (the hub publishes in order), but a gap is read from
-                    // the log rather than skipped.
-                    let upto = Seq::new(frame.seq.get() - 1);
-                    let mut n = 0;
-                    if !matches!(
-                        replay(&state, call, &mut last, Some(upto), &outbox, &mut n).await,
-                        Ok(true)
-                    ) {
-                        return;
-                    }
-                }
-                if !outbox.push(frame.text.clone()) {
-                    return;
-                }
-                last = frame.seq;
-            }
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                outbox.close_with(
-                    CLOSE_LAGGED,
-                    "fell behind the live feed; resubscribe with since_seq",
-                );
+    while let Some(frame) = next_frame(&mut rx, &cancel, &outbox, "the live feed").await {
+        if frame.seq <= last {
+            continue;
+        }
+        if frame.seq > last.next() {
+            // Never expected (the hub publishes in order), but a gap is read from the log
+            // rather than skipped.
+            let upto = Seq::new(frame.seq.get() - 1);
+            let mut n = 0;
+            if !matches!(
+                replay(&state, call, &mut last, Some(upto), &outbox, &mut n).await,
+                Ok(true)
+            ) {
                 return;
             }
-            Err(broadcast::error::RecvError::Closed) => return,
         }
+        if !outbox.push(frame.text.clone()) {
+            return;
+        }
+        last = frame.seq;
+    }
+}
+
+/// The next frame of a hub channel; `None` when the subscription ends: cancelled, the channel
+/// closed, or the receiver lagged (then the connection is closed with [`CLOSE_LAGGED`] so the
+/// client resumes from its last seq: a lagging receiver is never skipped silently).
+async fn next_frame(
+    rx: &mut broadcast::Receiver<Arc<Frame>>,
+    cancel: &CancellationToken,
+    outbox: &Outbox,
+    feed: &str,
+) -> Option<Arc<Frame>> {
+    let frame = tokio::select! {
+        _ = cancel.cancelled() => return None,
+        f = rx.recv() => f,
+    };
+    match frame {
+        Ok(frame) => Some(frame),
+        Err(broadcast::error::RecvError::Lagged(_)) => {
+            outbox.close_with(
+                CLOSE_LAGGED,
+                &format!("fell behind {feed}; resubscribe with since_seq"),
+            );
+            None
+        }
+        Err(broadcast::error::RecvError::Closed) => None,
     }
 }
 
@@ -621,22 +631,9 @@ async fn follow_tenant(
             return;
         }
     }
-    loop {
-        let frame = tokio::select! {
-            _ = cancel.cancelled() => return,
-            f = rx.recv() => f,
-        };
-        match frame {
-            Ok(frame) => {
-                if !outbox.push(frame.text.clone()) {
-                    return;
-                }
-            }
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                outbox.close_with(CLOSE_LAGGED, "fell behind the tenant feed; resubscribe");
-                return;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
+    while let Some(frame) = next_frame(&mut rx, &cancel, &outbox, "the tenant feed").await {
+        if !outbox.push(frame.text.clone()) {
+            return;
         }
     }
 }

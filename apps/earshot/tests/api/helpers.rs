@@ -205,6 +205,26 @@ impl Ws {
         }
     }
 
+    /// Reads events, checking they continue `last` without gaps, until a close frame; answers
+    /// the last seq read and the close code.
+    pub async fn events_until_close(&mut self, mut last: u64) -> (u64, u16) {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(30), self.stream.next())
+                .await
+                .expect("a close within 30 s");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let m: Value = serde_json::from_str(t.as_str()).unwrap();
+                    assert_eq!(m["seq"], last + 1, "no gaps before the close: {m}");
+                    last += 1;
+                }
+                Some(Ok(Message::Close(Some(c)))) => return (last, u16::from(c.code)),
+                Some(Ok(_)) => {}
+                other => panic!("the socket ended without a close frame: {other:?}"),
+            }
+        }
+    }
+
     pub async fn subscribe(&mut self, call: &str, since: u64) -> (Vec<Value>, Value) {
         self.send(json!({"type": "subscribe", "call_id": call, "since_seq": since}))
             .await;

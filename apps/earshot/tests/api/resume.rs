@@ -121,23 +121,7 @@ async fn slow_consumer_is_closed_then_resumes(store: Arc<dyn Store>) {
     let total = n + 1;
 
     // Now read: what was buffered, then the close.
-    let mut last = 1u64;
-    let code = loop {
-        match tokio::time::timeout(Duration::from_secs(30), ws.stream.next())
-            .await
-            .expect("a close within 30 s")
-        {
-            Some(Ok(Message::Text(t))) => {
-                let m: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
-                let seq = m["seq"].as_u64().unwrap();
-                assert_eq!(seq, last + 1, "no gaps before the close");
-                last = seq;
-            }
-            Some(Ok(Message::Close(Some(c)))) => break u16::from(c.code),
-            Some(Ok(_)) => {}
-            other => panic!("the socket ended without a close frame: {other:?}"),
-        }
-    };
+    let (last, code) = ws.events_until_close(1).await;
     assert_eq!(code, CLOSE_SLOW);
     assert!(
         last < total,
@@ -216,22 +200,7 @@ async fn a_lagging_subscription_is_closed_then_resumes() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let mut last = 1u64;
-    let code = loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.stream.next())
-            .await
-            .expect("a close")
-        {
-            Some(Ok(Message::Text(t))) => {
-                let m: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
-                assert_eq!(m["seq"], last + 1, "no gaps before the close");
-                last += 1;
-            }
-            Some(Ok(Message::Close(Some(c)))) => break u16::from(c.code),
-            Some(Ok(_)) => {}
-            other => panic!("the socket ended without a close frame: {other:?}"),
-        }
-    };
+    let (last, code) = ws.events_until_close(1).await;
     assert_eq!(code, earshot::api::ws::CLOSE_LAGGED);
     let mut again = app.ws(&t).await;
     let (replayed, subscribed) = again.subscribe(&call, last).await;
