@@ -308,8 +308,43 @@ impl Hub {
         }
     }
 
+    /// Drops the channels nobody follows any more (and the frames they still buffer).
+    pub fn prune(&self) -> usize {
+        let mut calls = self.calls.write().expect("hub calls");
+        let before = calls.len();
+        calls.retain(|_, t| t.receiver_count() > 0);
+        self.tenants
+            .write()
+            .expect("hub tenants")
+            .retain(|_, t| t.receiver_count() > 0);
+        before - calls.len()
+    }
+
     /// Calls followed on this node, for the metrics.
     pub fn followed_calls(&self) -> usize {
         self.calls.read().expect("hub calls").len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unfollowed_channels_are_pruned() {
+        let db = store::testkit::TestStore::sqlite();
+        let hub = Hub::new(db.open_store().await, 8);
+        let (a, b) = (CallId::new(), CallId::new());
+        let kept = hub.follow_call(a);
+        drop(hub.follow_call(b));
+        let _tenant = hub.follow_tenant(&TenantId::default_tenant());
+        drop(hub.follow_tenant(&TenantId::parse("other").unwrap()));
+        assert_eq!(hub.followed_calls(), 2);
+        assert_eq!(hub.prune(), 1);
+        assert_eq!(hub.followed_calls(), 1);
+        assert_eq!(hub.tenants.read().unwrap().len(), 1);
+        drop(kept);
+        assert_eq!(hub.prune(), 1);
+        db.finish().await;
     }
 }

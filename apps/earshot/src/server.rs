@@ -4,7 +4,7 @@
 //! bootstraps an empty store (a default tenant and a one-time admin token), and returns the
 //! bound address; [`Application::run_until`] serves until the shutdown token is cancelled,
 //! running beside the HTTP server the hub (the log's tail, fanning events out to
-//! WebSockets), the call-index projection and the session sweeper. If any task stops on its
+//! WebSockets), the call-index projection and the sweeper. If any task stops on its
 //! own, the others are shut down and the error names the task.
 //!
 //! Shutdown drains: the listener stops accepting, in-flight requests (ingests included) run
@@ -277,6 +277,7 @@ impl Application {
 
         let sweeper_shutdown = shutdown.clone();
         let pipeline = state.pipeline.clone();
+        let hub = state.hub.clone();
         let idle = self.config.session_idle;
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(30).min(idle));
@@ -285,8 +286,9 @@ impl Application {
                     _ = sweeper_shutdown.cancelled() => break,
                     _ = tick.tick() => {
                         let n = pipeline.evict_idle(idle);
-                        if n > 0 {
-                            tracing::debug!(sessions = n, "dropped idle call sessions");
+                        let m = hub.prune();
+                        if n + m > 0 {
+                            tracing::debug!(sessions = n, channels = m, "dropped idle call sessions and hub channels");
                         }
                     }
                 }
