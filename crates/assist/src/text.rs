@@ -5,19 +5,11 @@
 /// every other non-alphanumeric character into a space and pads with one space either side,
 /// so that `" phrase "` matches whole words only.
 pub(crate) fn fold(text: &str) -> String {
+    let text = strip_tags(text);
     let mut out = String::with_capacity(text.len() + 2);
     out.push(' ');
-    let mut skip: Option<char> = None;
     for c in text.chars() {
-        if let Some(end) = skip {
-            if c == end {
-                skip = None;
-            }
-            continue;
-        }
         match c {
-            '[' => skip = Some(']'),
-            '<' => skip = Some('>'),
             '\'' | '\u{2019}' | '\u{2018}' => out.push('\''),
             c if c.is_alphanumeric() => out.extend(c.to_lowercase()),
             _ => {

@@ -114,6 +114,19 @@ impl TestApp {
         body
     }
 
+    /// Ingests a batch of segments; answers the response body (asserting 200).
+    pub async fn ingest(&self, token: &str, call: &str, segments: Vec<Value>) -> Value {
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/calls/{call}/segments"),
+                token,
+                json!({"segments": segments}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
     pub async fn ws(&self, token: &str) -> Ws {
         Ws::connect(&self.ws_url(token)).await
     }

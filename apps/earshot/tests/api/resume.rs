@@ -109,14 +109,7 @@ async fn slow_consumer_is_closed_then_resumes(store: Arc<dyn Store>) {
                 json!({"segment_id": format!("b{batch}-{i}"), "speaker": "customer", "text": text, "start_ms": n * 10, "end_ms": n * 10 + 5})
             })
             .collect();
-        let (status, body) = app
-            .post(
-                &format!("/api/v1/calls/{call}/segments"),
-                &t,
-                json!({"segments": segments}),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        app.ingest(&t, &call, segments).await;
     }
     let total = n + 1;
 
@@ -192,14 +185,7 @@ async fn a_lagging_subscription_is_closed_then_resumes() {
     let segments: Vec<_> = (0..40u64)
         .map(|i| json!({"segment_id": format!("s{i}"), "speaker": "customer", "text": "still no heat", "start_ms": i * 100, "end_ms": i * 100 + 50}))
         .collect();
-    let (status, body) = app
-        .post(
-            &format!("/api/v1/calls/{call}/segments"),
-            &t,
-            json!({"segments": segments}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    app.ingest(&t, &call, segments).await;
     let (last, code) = ws.events_until_close(1).await;
     assert_eq!(code, earshot::api::ws::CLOSE_LAGGED);
     let mut again = app.ws(&t).await;
