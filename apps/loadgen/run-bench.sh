@@ -10,7 +10,18 @@
 # Environment: SUBSCRIBERS (2), RATE (1 segment/s per call), DURATION (30 s), PORT (18080),
 # PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres; trust auth), KEEP=1 keeps the data
 # directory / database, SKIP_BUILD=1 skips the build, SERVER_BIN runs another earshot binary
-# (to compare a change), RUST_LOG is passed to the server.
+# (to compare a change), RUST_LOG is passed to the server, SPEAKER (agent; or customer,
+# alternate) is who says the segments (earshot-load --speaker; the server suggests replies
+# to customer segments only).
+# With an LLM provider in the loop: LLM_DELAY_MS (unset: no provider) starts
+# `earshot-load fake-llm` (an OpenAI-compatible fake answering after that many ms) on
+# LLM_PORT (18090) before the server, runs the server with
+# `--llm-base-url http://127.0.0.1:$LLM_PORT/v1 --llm-model fake-3s`, and runs earshot-load
+# with --measure-suggestions (segment → first suggestion token, segment → suggestion posted)
+# and --suggestion-wait SUGGESTION_WAIT (LLM_DELAY_MS in whole seconds + 7). LLM_TOKENS (20)
+# and LLM_TOKEN_INTERVAL_MS (20) shape the fake's streamed answers. For example:
+#
+#   LLM_DELAY_MS=3000 SPEAKER=customer apps/loadgen/run-bench.sh sqlite 100
 # Exit status: earshot-load's (2 when anything was lost, duplicated or refused).
 set -euo pipefail
 
@@ -53,10 +64,17 @@ case $store in
 esac
 
 server_pid=""
+llm_pid=""
 cleanup() {
     if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
         kill -TERM "$server_pid"
         wait "$server_pid" 2>/dev/null || true
+    fi
+    if [[ -n $llm_pid ]] && kill -0 "$llm_pid" 2>/dev/null; then
+        kill -TERM "$llm_pid"
+        wait "$llm_pid" 2>/dev/null || true
+        # Its last line counts the requests it answered.
+        tail -n 1 "$work/fake-llm.log" >&2 || true
     fi
     if [[ ${KEEP:-0} == 1 ]]; then
         echo "run-bench: kept $work${db:+ and database $db}" >&2
@@ -69,7 +87,30 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"${SERVER_BIN:-$target/release/earshot}" serve --listen "127.0.0.1:$port" \
+server_args=(serve --listen "127.0.0.1:$port")
+load_args=(--speaker "${SPEAKER:-agent}")
+if [[ -n ${LLM_DELAY_MS:-} ]]; then
+    llm_port=${LLM_PORT:-18090}
+    "$target/release/earshot-load" fake-llm --listen "127.0.0.1:$llm_port" \
+        --delay-ms "$LLM_DELAY_MS" --tokens "${LLM_TOKENS:-20}" \
+        --token-interval-ms "${LLM_TOKEN_INTERVAL_MS:-20}" 2>"$work/fake-llm.log" &
+    llm_pid=$!
+    for _ in $(seq 1 100); do
+        grep -q 'listening on' "$work/fake-llm.log" && break
+        if ! kill -0 "$llm_pid" 2>/dev/null; then
+            echo "run-bench: the fake LLM exited; its log:" >&2
+            cat "$work/fake-llm.log" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    echo "run-bench: fake LLM (pid $llm_pid) on port $llm_port, answering after $LLM_DELAY_MS ms" >&2
+    server_args+=(--llm-base-url "http://127.0.0.1:$llm_port/v1" --llm-model fake-3s)
+    load_args+=(--measure-suggestions
+        --suggestion-wait "${SUGGESTION_WAIT:-$(( (LLM_DELAY_MS + 999) / 1000 + 7 ))}")
+fi
+
+"${SERVER_BIN:-$target/release/earshot}" "${server_args[@]}" \
     >"$work/server.out" 2>"$work/server.log" &
 server_pid=$!
 
@@ -101,7 +142,7 @@ TIMEFORMAT="run-bench: earshot-load CPU: %U s user + %S s system over %R s"
 # The token goes in the environment, not on the command line (where `ps` would show it).
 time EARSHOT_TOKEN=$token "$target/release/earshot-load" --url "http://127.0.0.1:$port" \
     --calls "$calls" --subscribers "${SUBSCRIBERS:-2}" --rate "${RATE:-1}" \
-    --duration "${DURATION:-30}" "$@" || status=$?
+    --duration "${DURATION:-30}" "${load_args[@]}" "$@" || status=$?
 cpu_after=$(cpu_seconds)
 echo "run-bench: server CPU during setup + run: $(awk -v a="$cpu_before" -v b="$cpu_after" 'BEGIN { printf "%.1f", b - a }') s (user + system)" >&2
 warnings=$(grep -c -E '"level":"(WARN|ERROR)"' "$work/server.log" || true)

@@ -9,7 +9,7 @@ use domain::{CallId, Seq};
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::{ServerSettings, StoreSettings};
+use crate::settings::{AssistSettings, ServerSettings, StoreSettings};
 use crate::telemetry::LogFormat;
 
 #[derive(Parser, Debug)]
@@ -44,6 +44,19 @@ pub enum Command {
         listen: SocketAddr,
         #[command(flatten)]
         server: ServerSettings,
+        #[command(flatten)]
+        assist: AssistSettings,
+        /// Do not run the assist worker in this process (run `earshot worker` instead).
+        #[arg(long, env = "EARSHOT_NO_ASSIST")]
+        no_assist: bool,
+    },
+    /// Run only the assist worker: follow the log, post suggested replies and end-of-call
+    /// summaries. Several may run (see --assist-shard), beside `serve --no-assist`.
+    Worker {
+        #[command(flatten)]
+        store: StoreSettings,
+        #[command(flatten)]
+        assist: AssistSettings,
     },
     /// Create or upgrade the store's schema, then exit.
     Migrate {
@@ -145,7 +158,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             store,
             listen,
             server,
-        } => serve(store, listen, server).await,
+            assist,
+            no_assist,
+        } => {
+            let mut config = server.config()?;
+            config.assist = crate::worker::AssistConfig {
+                enabled: !no_assist,
+                provider: assist.provider()?,
+                worker: assist.worker(),
+                ..Default::default()
+            };
+            serve(store, listen, config).await
+        }
+        Command::Worker { store, assist } => worker(store, assist).await,
         Command::Migrate { store } => {
             let url = store.url()?;
             let backend = store::migrate(&url).await?;
@@ -231,14 +256,53 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The standalone assist worker: its own pipeline on the shared store, no HTTP, no drafts.
+async fn worker(settings: StoreSettings, assist: AssistSettings) -> anyhow::Result<()> {
+    let config = crate::worker::AssistConfig {
+        provider: assist.provider()?,
+        worker: crate::worker::WorkerConfig {
+            stream_drafts: false,
+            ..assist.worker()
+        },
+        ..Default::default()
+    };
+    let store = settings.open_store().await?;
+    let engines = std::sync::Arc::new(crate::engines::Engines::new(store.clone()));
+    let redactor = redact::Redactor::new(redact::Policy::default())?;
+    let pipeline = std::sync::Arc::new(crate::pipeline::Pipeline::new(
+        store.clone(),
+        engines.clone(),
+        redactor,
+        domain::command::MAX_SEGMENT_CHARS,
+    ));
+    let worker =
+        crate::worker::Worker::build(store.clone(), pipeline.clone(), engines, None, &config)?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(crate::server::cancel_on_signal(shutdown.clone()));
+    // Idle sessions are dropped as in the server.
+    let sweeper = shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            tokio::select! {
+                _ = sweeper.cancelled() => break,
+                _ = tick.tick() => { pipeline.evict_idle(std::time::Duration::from_secs(600)); }
+            }
+        }
+    });
+    tracing::info!(store = store.backend(), "assist worker running");
+    worker.run(shutdown).await;
+    Ok(())
+}
+
 async fn serve(
     settings: StoreSettings,
     listen: SocketAddr,
-    server: ServerSettings,
+    config: crate::server::ServerConfig,
 ) -> anyhow::Result<()> {
     let url = settings.url()?;
     let store = settings.open_store().await?;
-    let app = crate::server::Application::build(listen, store.clone(), server.config()?).await?;
+    let app = crate::server::Application::build(listen, store.clone(), config).await?;
     // To the console, not the log. A closed stdout (a supervisor that stopped reading) must
     // not take the server down, so write errors are ignored rather than panicking.
     let console = |text: String| {

@@ -39,6 +39,8 @@ pub enum EngineError {
 pub struct Engines {
     directory: Arc<dyn Directory>,
     compiled: Mutex<HashMap<(TenantId, RulesetRef), Arc<Engine>>>,
+    /// Parsed rulesets (their titles and guidance text), for the assist worker's prompts.
+    parsed: Mutex<HashMap<(TenantId, RulesetRef), Arc<Ruleset>>>,
 }
 
 /// Parses and compiles a ruleset's YAML.
@@ -53,7 +55,35 @@ impl Engines {
         Self {
             directory,
             compiled: Mutex::new(HashMap::new()),
+            parsed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The parsed text of one ruleset version of a tenant (titles, card bodies).
+    pub async fn ruleset(
+        &self,
+        tenant: &TenantId,
+        reference: &RulesetRef,
+    ) -> Result<Arc<Ruleset>, EngineError> {
+        let key = (tenant.clone(), reference.clone());
+        if let Some(r) = self.parsed.lock().expect("ruleset cache").get(&key) {
+            return Ok(r.clone());
+        }
+        let stored = self
+            .directory
+            .ruleset(tenant, &reference.id, reference.version)
+            .await?
+            .ok_or_else(|| {
+                EngineError::Missing(format!("{}@{}", reference.id, reference.version))
+            })?;
+        let file = format!("{}@{}", reference.id, reference.version);
+        let ruleset = Arc::new(rules::parse_ruleset(&file, &stored.source)?);
+        self.parsed
+            .lock()
+            .expect("ruleset cache")
+            .entry(key)
+            .or_insert_with(|| ruleset.clone());
+        Ok(ruleset)
     }
 
     /// The engine of one ruleset version of a tenant.

@@ -92,6 +92,19 @@ fn detail(e: &RecordedEvent) -> String {
             s.summary.reason_for_call
         ),
         CallEvent::DispositionOverridden(d) => format!("{:?} -> {:?} by {}", d.from, d.to, d.by),
+        CallEvent::GenerationFailed(f) => format!(
+            "{:?} from {}/{} at seq {} after {} attempt(s): {}{}",
+            f.task,
+            f.provider,
+            f.model,
+            f.based_on_seq,
+            f.attempts,
+            f.error,
+            f.fallback
+                .as_deref()
+                .map(|p| format!("; fell back to {p}"))
+                .unwrap_or_default()
+        ),
     }
 }
 

@@ -44,8 +44,11 @@ const POLL: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Frame {
     pub call_id: CallId,
+    /// The seq of the event; for a draft, the seq it was based on.
     pub seq: Seq,
     pub text: Utf8Bytes,
+    /// A `suggestion_draft`: live only, not in the log, never replayed or de-duplicated.
+    pub draft: bool,
 }
 
 /// The JSON of an `event` message.
@@ -86,7 +89,22 @@ pub fn event_message(e: &RecordedEvent) -> Frame {
         text: serde_json::to_string(&msg)
             .expect("event messages serialize")
             .into(),
+        draft: false,
     }
+}
+
+/// The JSON of a `suggestion_draft` message: one streamed piece of a suggested reply.
+#[derive(Serialize)]
+pub struct SuggestionDraft<'a> {
+    pub v: u32,
+    #[serde(rename = "type")]
+    pub kind_of_message: &'static str,
+    pub call_id: CallId,
+    pub suggestion_id: domain::SuggestionId,
+    pub based_on_seq: Seq,
+    /// 0, 1, 2… in the order the pieces were generated.
+    pub index: u32,
+    pub delta: &'a str,
 }
 
 #[derive(Serialize)]
@@ -301,11 +319,32 @@ impl Hub {
             text: serde_json::to_string(&msg)
                 .expect("call rows serialize")
                 .into(),
+            draft: false,
         };
         let _ = tx.send(Arc::new(frame));
         if row.status != CallStatus::Ended || row.disposition.is_none() {
             listings.insert(call, row);
         }
+    }
+
+    /// Sends a piece of a suggestion being generated to the call's followers on this node
+    /// (`suggestion_draft`, see docs/protocol.md). Drafts are not in the log: a subscriber
+    /// that connects later, or follows the call on another node, sees only the final
+    /// `reply_suggested` event. Nobody following the call: nothing to do.
+    pub fn publish_draft(&self, draft: &SuggestionDraft<'_>) {
+        let calls = self.calls.read().expect("hub calls");
+        let Some(tx) = calls.get(&draft.call_id) else {
+            return;
+        };
+        let frame = Frame {
+            call_id: draft.call_id,
+            seq: draft.based_on_seq,
+            text: serde_json::to_string(draft)
+                .expect("drafts serialize")
+                .into(),
+            draft: true,
+        };
+        let _ = tx.send(Arc::new(frame));
     }
 
     /// Drops the channels nobody follows any more (and the frames they still buffer).

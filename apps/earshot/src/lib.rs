@@ -25,3 +25,4 @@ pub mod rules_check;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
+pub mod worker;

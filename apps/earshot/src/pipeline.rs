@@ -544,7 +544,47 @@ impl Pipeline {
         Ok(outcome)
     }
 
+    /// Posts what the assist worker generated (a suggestion, a summary, a failure and its
+    /// fallback): every command is decided against the call's state and the events are
+    /// written in one append, each with the id the worker derived from its trigger, so a
+    /// retry or a competing worker posting for the same trigger writes nothing. Commands the
+    /// state already satisfies decide to nothing.
+    pub async fn post_assist(
+        &self,
+        call: CallId,
+        cause: EventId,
+        posts: Vec<(EventId, Command)>,
+    ) -> Result<CommandOutcome, PipelineError> {
+        with_session!(self, call, |session| async {
+            let tenant = match &session.state.info {
+                Some(info) => info.tenant.clone(),
+                None => return Err(PipelineError::NotFound),
+            };
+            let mut events = Vec::new();
+            for (id, command) in &posts {
+                for event in decide(&session.state, command.clone())? {
+                    events.push(NewEvent::new(event).with_id(*id).caused_by(cause));
+                }
+            }
+            let written = if events.is_empty() {
+                Vec::new()
+            } else {
+                self.append(session, call, &tenant, events).await?
+            };
+            Ok(CommandOutcome {
+                version: session.state.version,
+                written,
+            })
+        }
+        .await)
+    }
+
     /// Appends `events` at the session's version and applies them to the session.
+    ///
+    /// If the store answers that the events are already in the log (their ids were written
+    /// by another node, or by an earlier attempt whose answer was lost), the session is
+    /// behind the log: that is reported as a conflict, so the command is re-run on the
+    /// reloaded call (where it decides to nothing, or to a retry answer).
     async fn append(
         &self,
         session: &mut Session,
@@ -561,6 +601,13 @@ impl Pipeline {
                 events.clone(),
             )
             .await?;
+        if outcome.deduplicated {
+            return Err(PipelineError::Store(StoreError::Conflict {
+                call_id: call,
+                expected: session.state.version,
+                current: outcome.last_seq(),
+            }));
+        }
         let now = Utc::now();
         let mut written = Vec::with_capacity(events.len());
         for (new, (seq, position)) in events.into_iter().zip(outcome.positions) {

@@ -4,7 +4,8 @@
 //! bootstraps an empty store (a default tenant and a one-time admin token), and returns the
 //! bound address; [`Application::run_until`] serves until the shutdown token is cancelled,
 //! running beside the HTTP server the hub (the log's tail, fanning events out to
-//! WebSockets), the call-index projection and the sweeper. If any task stops on its
+//! WebSockets), the call-index projection, the assist worker (unless turned off) and the
+//! sweeper. If any task stops on its
 //! own, the others are shut down and the error names the task.
 //!
 //! Shutdown drains: the listener stops accepting, in-flight requests (ingests included) run
@@ -62,6 +63,8 @@ pub struct ServerConfig {
     pub session_idle: Duration,
     /// Frames the hub buffers per call for subscribers that fall behind a burst.
     pub hub_call_capacity: usize,
+    /// The assist worker (suggested replies, summaries) and its provider.
+    pub assist: crate::worker::AssistConfig,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +74,7 @@ impl Default for ServerConfig {
             max_segment_chars: domain::command::MAX_SEGMENT_CHARS,
             session_idle: Duration::from_secs(600),
             hub_call_capacity: crate::hub::CALL_CHANNEL,
+            assist: crate::worker::AssistConfig::default(),
         }
     }
 }
@@ -175,6 +179,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     config: ServerConfig,
+    worker: Option<Arc<crate::worker::Worker>>,
     /// The admin token made on first start, to be shown once.
     pub first_admin_token: Option<SecretString>,
 }
@@ -201,8 +206,20 @@ impl Application {
             redactor,
             config.max_segment_chars,
         ));
+        let hub = Arc::new(Hub::new(store.clone(), config.hub_call_capacity));
+        let worker = if config.assist.enabled {
+            Some(crate::worker::Worker::build(
+                store.clone(),
+                pipeline.clone(),
+                engines.clone(),
+                Some(hub.clone()),
+                &config.assist,
+            )?)
+        } else {
+            None
+        };
         let state = AppState {
-            hub: Arc::new(Hub::new(store.clone(), config.hub_call_capacity)),
+            hub,
             auth: Arc::new(Authenticator::new(store.clone())),
             store,
             pipeline,
@@ -214,6 +231,7 @@ impl Application {
             listener,
             state,
             config,
+            worker,
             first_admin_token,
         })
     }
@@ -274,6 +292,14 @@ impl Application {
                 .await;
             ("call-index projection", Ok(()))
         });
+
+        if let Some(worker) = self.worker.clone() {
+            let worker_shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                worker.run(worker_shutdown).await;
+                ("assist worker", Ok(()))
+            });
+        }
 
         let sweeper_shutdown = shutdown.clone();
         let pipeline = state.pipeline.clone();

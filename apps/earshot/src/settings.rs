@@ -99,3 +99,121 @@ impl ServerSettings {
         Ok(config)
     }
 }
+
+/// The assist worker and its language-model provider. With no `--llm-base-url` the worker
+/// uses the offline provider only (no key, no network).
+#[derive(clap::Args, Clone, Debug)]
+pub struct AssistSettings {
+    /// OpenAI-compatible API base URL, up to `/chat/completions`: e.g. …/v1 for OpenAI,
+    /// OpenRouter, vLLM or Ollama (http://localhost:11434/v1), or an Azure OpenAI deployment
+    /// URL (with --llm-azure-api-version). Unset: the offline provider only.
+    #[arg(long, env = "EARSHOT_LLM_BASE_URL")]
+    pub llm_base_url: Option<String>,
+
+    /// The model (for Azure, any label: the deployment in the URL picks the model).
+    #[arg(long, env = "EARSHOT_LLM_MODEL")]
+    pub llm_model: Option<String>,
+
+    /// The API key. Prefer the environment variable: a flag shows in `ps`.
+    #[arg(long, env = "EARSHOT_LLM_API_KEY", hide_env_values = true, value_parser = parse_secret)]
+    pub llm_api_key: Option<secrecy::SecretString>,
+
+    /// The provider's name as recorded in events (openai, openrouter, azure, ollama, vllm…).
+    #[arg(long, env = "EARSHOT_LLM_PROVIDER", default_value = "openai")]
+    pub llm_provider: String,
+
+    /// An extra request header, NAME=VALUE (repeatable; comma-separated in the environment),
+    /// e.g. OpenRouter's HTTP-Referer.
+    #[arg(long = "llm-header", env = "EARSHOT_LLM_HEADERS", value_delimiter = ',', hide_env_values = true, value_parser = parse_header)]
+    pub llm_headers: Vec<(String, String)>,
+
+    /// Azure OpenAI: the api-version query parameter (turns on Azure mode: `api-key` header).
+    #[arg(long, env = "EARSHOT_LLM_AZURE_API_VERSION")]
+    pub llm_azure_api_version: Option<String>,
+
+    /// Seconds one provider request may take, end to end.
+    #[arg(long, env = "EARSHOT_LLM_TIMEOUT_SECS", default_value_t = 30)]
+    pub llm_timeout_secs: u64,
+
+    /// Seconds to wait for the provider's first byte.
+    #[arg(
+        long,
+        env = "EARSHOT_LLM_FIRST_BYTE_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub llm_first_byte_timeout_secs: u64,
+
+    /// Milliseconds a customer segment waits for the next one before a reply is suggested.
+    #[arg(long, env = "EARSHOT_ASSIST_DEBOUNCE_MS", default_value_t = 300)]
+    pub assist_debounce_ms: u64,
+
+    /// This worker's share of the calls, I/N (e.g. 2/3 with three workers). Each share
+    /// keeps its own checkpoint.
+    #[arg(long, env = "EARSHOT_ASSIST_SHARD", default_value = "1/1", value_parser = crate::worker::Shard::parse)]
+    pub assist_shard: crate::worker::Shard,
+}
+
+fn parse_secret(s: &str) -> Result<secrecy::SecretString, String> {
+    if s.trim().is_empty() {
+        return Err("is empty".to_owned());
+    }
+    Ok(secrecy::SecretString::from(s.trim().to_owned()))
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| "is not NAME=VALUE".to_owned())?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("has an empty header name".to_owned());
+    }
+    Ok((name.to_owned(), value.trim().to_owned()))
+}
+
+impl AssistSettings {
+    /// The remote provider's configuration; `None` for offline only.
+    pub fn provider(&self) -> anyhow::Result<Option<llm::OpenAiConfig>> {
+        let Some(base) = self
+            .llm_base_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        else {
+            if self.llm_model.is_some() || self.llm_api_key.is_some() {
+                anyhow::bail!("--llm-model and --llm-api-key need --llm-base-url");
+            }
+            return Ok(None);
+        };
+        let model = match self.llm_model.as_deref().map(str::trim) {
+            Some(m) if !m.is_empty() => m.to_owned(),
+            _ => anyhow::bail!("--llm-model is required with --llm-base-url"),
+        };
+        if self.llm_timeout_secs == 0 || self.llm_first_byte_timeout_secs == 0 {
+            anyhow::bail!("LLM timeouts must be at least 1 second");
+        }
+        let mut config = llm::OpenAiConfig::new(base, model);
+        config.provider_name = self.llm_provider.clone();
+        config.api_key = self.llm_api_key.clone();
+        config.headers = self.llm_headers.clone();
+        config.azure = self
+            .llm_azure_api_version
+            .clone()
+            .map(|api_version| llm::AzureConfig { api_version });
+        config.request_timeout = std::time::Duration::from_secs(self.llm_timeout_secs);
+        config.first_byte_timeout =
+            std::time::Duration::from_secs(self.llm_first_byte_timeout_secs);
+        // Checked now, so a bad URL or header stops the start instead of every request.
+        llm::OpenAiCompatible::new(config.clone())
+            .map_err(|e| anyhow::anyhow!("the LLM provider: {e}"))?;
+        Ok(Some(config))
+    }
+
+    pub fn worker(&self) -> crate::worker::WorkerConfig {
+        crate::worker::WorkerConfig {
+            debounce: std::time::Duration::from_millis(self.assist_debounce_ms),
+            shard: self.assist_shard,
+            ..Default::default()
+        }
+    }
+}

@@ -12,8 +12,17 @@
 //! instant of every segment is recorded, and each subscriber takes the arrival instant of
 //! the `alert_raised` naming that segment. Every subscriber also checks that the seqs it
 //! gets are contiguous and, at the end, that it got everything up to the call's top seq.
+//!
+//! With an LLM provider configured on the server (`earshot-load fake-llm` stands in for one),
+//! customer segments (`--speaker customer|alternate`) also make the server suggest replies:
+//! each subscriber takes the arrival of the first streamed `suggestion_draft` (index 0) and
+//! of the posted `reply_suggested` event, against the send instant of the segment the
+//! suggestion was based on (`based_on_seq`, or the newest segment at or before it).
+//! `--measure-suggestions` waits `--suggestion-wait` seconds after the last send before the
+//! calls' top seqs are read, so the last suggestions are posted and counted.
 
 mod api;
+mod fake_llm;
 mod report;
 mod run;
 
@@ -21,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{Parser, Subcommand, ValueEnum};
 use futures::{StreamExt, TryStreamExt, stream};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -34,15 +43,64 @@ use crate::run::{Call, Clock, Phase, Schedule};
 #[command(
     name = "earshot-load",
     version,
-    about = "Measure segment → alert latency at WebSocket subscribers of an earshot server"
+    about = "Measure segment → alert latency at WebSocket subscribers of an earshot server",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    // A later option wins (run-bench.sh passes its defaults before the caller's arguments).
+    args_override_self = true
 )]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Without a subcommand: run the load (the options below).
+    #[command(flatten)]
+    load: Args,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve a fake LLM provider (OpenAI Chat Completions: POST /v1/chat/completions) that
+    /// answers after a fixed delay, for running the server with a provider in the loop.
+    FakeLlm(fake_llm::Options),
+}
+
+/// Who says the segments.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpeakerMode {
+    Agent,
+    Customer,
+    /// Customer, agent, customer, … (segment 0 is the customer's).
+    Alternate,
+}
+
+impl SpeakerMode {
+    /// The speaker of segment `k`.
+    pub fn of(self, k: usize) -> &'static str {
+        match self {
+            SpeakerMode::Agent => "agent",
+            SpeakerMode::Customer => "customer",
+            SpeakerMode::Alternate if k.is_multiple_of(2) => "customer",
+            SpeakerMode::Alternate => "agent",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            SpeakerMode::Agent => "agent",
+            SpeakerMode::Customer => "customer",
+            SpeakerMode::Alternate => "alternate",
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
 struct Args {
     /// The server's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
     /// An admin token of the tenant (esk_…), as printed on the server's first start.
-    #[arg(long, env = "EARSHOT_TOKEN", hide_env_values = true)]
-    token: String,
+    #[arg(long, env = "EARSHOT_TOKEN", hide_env_values = true, required = true)]
+    token: Option<String>,
     /// Concurrent calls.
     #[arg(long, default_value_t = 1)]
     calls: usize,
@@ -73,10 +131,32 @@ struct Args {
     /// Print the report as one JSON document.
     #[arg(long)]
     json: bool,
+    /// Who says the segments: agent, customer, or alternate (customer first). The server
+    /// suggests replies (with an LLM provider configured) to customer segments only.
+    #[arg(long, value_enum, default_value_t = SpeakerMode::Agent)]
+    speaker: SpeakerMode,
+    /// Measure suggested replies: always report segment → first suggestion token and
+    /// segment → suggestion posted, and wait `--suggestion-wait` seconds after the last send
+    /// for the last suggestions before reading the calls' top seqs. (Suggestion messages
+    /// that arrive are measured either way.)
+    #[arg(long)]
+    measure_suggestions: bool,
+    /// With --measure-suggestions: seconds to wait after the last send (debounce + the
+    /// provider's latency + the stream, with a margin).
+    #[arg(long, default_value_t = 10)]
+    suggestion_wait: u64,
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    if let Some(Command::FakeLlm(options)) = cli.command {
+        return tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the tokio runtime")?
+            .block_on(fake_llm::run(options));
+    }
+    let args = cli.load;
     if args.calls == 0 || args.subscribers == 0 {
         bail!("--calls and --subscribers must be at least 1");
     }
@@ -138,12 +218,14 @@ async fn load(args: &Args) -> anyhow::Result<Report> {
     check_fd_limit(n * (subs + 1));
 
     // --- setup (not timed) ---
-    let version = api.upload_ruleset(&args.token).await?;
+    let admin = args
+        .token
+        .as_deref()
+        .context("--token (or EARSHOT_TOKEN) is required")?;
+    let version = api.upload_ruleset(admin).await?;
     progress(format!("uploaded ruleset {} v{version}", api::RULESET_ID));
-    let service = api
-        .token(&args.token, "service", "earshot-load-ingest")
-        .await?;
-    let agent = api.token(&args.token, "agent", "earshot-load").await?;
+    let service = api.token(admin, "service", "earshot-load-ingest").await?;
+    let agent = api.token(admin, "agent", "earshot-load").await?;
 
     let setup_started = Instant::now();
     let ids: Vec<String> = stream::iter(0..n)
@@ -208,6 +290,7 @@ async fn load(args: &Args) -> anyhow::Result<Report> {
         epoch,
         record_from: (start + Duration::from_secs(args.warmup) - epoch).as_nanos() as u64,
     };
+    let sub_calls: Vec<usize> = subscribers.iter().map(|(c, _, _)| *c).collect();
     let sub_tasks: Vec<_> = subscribers
         .into_iter()
         .map(|(c, ws, stats)| {
@@ -229,6 +312,7 @@ async fn load(args: &Args) -> anyhow::Result<Report> {
                 first: start + offset,
                 period,
                 segments,
+                speaker: args.speaker,
             };
             tokio::spawn(run::run_ingest(
                 ws,
@@ -240,14 +324,30 @@ async fn load(args: &Args) -> anyhow::Result<Report> {
         })
         .collect();
 
-    // Sending ends at the last scheduled segment; then in-flight work drains.
+    // Sending ends at the last scheduled segment; then in-flight work drains (and, when
+    // measuring suggestions, the last ones are given time to be posted).
     let sending_ends = start + period.mul_f64(segments as f64);
+    let suggestion_wait = if args.measure_suggestions {
+        Duration::from_secs(args.suggestion_wait)
+    } else {
+        Duration::ZERO
+    };
     tokio::time::sleep_until(sending_ends).await;
-    let drain_deadline = Instant::now() + Duration::from_secs(args.drain_timeout);
+    let drain_deadline = Instant::now() + suggestion_wait + Duration::from_secs(args.drain_timeout);
     phase_tx.send_replace(Phase::Draining(drain_deadline));
     let mut ingest = Vec::with_capacity(n);
     for t in ingest_tasks {
         ingest.push(t.await.context("an ingest task panicked")?);
+    }
+    if !suggestion_wait.is_zero() {
+        let until = sending_ends + suggestion_wait;
+        progress(format!(
+            "waiting {:.1} s more for the last suggestions",
+            until
+                .saturating_duration_since(Instant::now())
+                .as_secs_f64()
+        ));
+        tokio::time::sleep_until(until).await;
     }
     progress("every ingest socket is done; reading the calls' top seqs");
 
@@ -272,6 +372,18 @@ async fn load(args: &Args) -> anyhow::Result<Report> {
     }
     drop(phase_tx);
     progress("subscribers done");
+    // Events the assist worker wrote in each call's log up to its top seq (reply_suggested,
+    // generation_failed), as the call's subscribers saw them: the top-seq check allows them.
+    let mut assist_events = vec![0u64; n];
+    for (c, stats) in sub_calls.iter().zip(&subscriber_stats) {
+        assist_events[*c] = assist_events[*c].max(stats.assist_events_upto(tops[*c]));
+    }
+    if args.measure_suggestions && subscriber_stats.iter().all(|s| s.first_tokens == 0) {
+        progress(
+            "warning: no suggestion draft arrived (is an LLM provider configured on the server, \
+             and are there customer segments: --speaker customer|alternate?)",
+        );
+    }
 
     if !args.keep_calls {
         let ended: Vec<anyhow::Result<()>> = stream::iter(calls.iter().cloned())
@@ -293,6 +405,7 @@ async fn load(args: &Args) -> anyhow::Result<Report> {
         &ingest,
         &subscriber_stats,
         &tops,
+        &assist_events,
     ))
 }
 
@@ -305,5 +418,71 @@ fn args_summary(args: &Args, segments: usize) -> report::Setup {
         duration_s: args.duration,
         warmup_s: args.warmup,
         segments_per_call: segments,
+        speaker: args.speaker.name(),
+        measure_suggestions: args.measure_suggestions,
+        suggestion_wait_s: args.suggestion_wait,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_subcommand_is_the_load_with_its_old_options() {
+        let cli =
+            Cli::try_parse_from(["earshot-load", "--token", "esk_x", "--calls", "3", "--json"])
+                .unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.load.calls, 3);
+        assert_eq!(cli.load.speaker, SpeakerMode::Agent);
+        assert!(!cli.load.measure_suggestions);
+        let cli = Cli::try_parse_from([
+            "earshot-load",
+            "--token",
+            "t",
+            "--speaker",
+            "alternate",
+            "--measure-suggestions",
+        ])
+        .unwrap();
+        assert_eq!(cli.load.speaker, SpeakerMode::Alternate);
+        assert!(cli.load.measure_suggestions);
+        assert_eq!(cli.load.suggestion_wait, 10);
+    }
+
+    #[test]
+    fn a_later_option_wins() {
+        let cli = Cli::try_parse_from([
+            "earshot-load",
+            "--token=t",
+            "--speaker=customer",
+            "--measure-suggestions",
+            "--suggestion-wait=9",
+            "--speaker=agent",
+            "--measure-suggestions",
+            "--suggestion-wait=20",
+        ])
+        .unwrap();
+        assert_eq!(cli.load.speaker, SpeakerMode::Agent);
+        assert_eq!(cli.load.suggestion_wait, 20);
+    }
+
+    #[test]
+    fn fake_llm_needs_no_token() {
+        let cli = Cli::try_parse_from(["earshot-load", "fake-llm", "--delay-ms", "50"]).unwrap();
+        let Some(Command::FakeLlm(o)) = cli.command else {
+            panic!("not fake-llm");
+        };
+        assert_eq!(o.delay_ms, 50);
+        assert_eq!(o.tokens, 20);
+        assert_eq!(o.token_interval_ms, 20);
+        assert_eq!(o.listen.to_string(), "127.0.0.1:18090");
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

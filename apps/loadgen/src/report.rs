@@ -25,6 +25,10 @@ pub struct Setup {
     pub duration_s: u64,
     pub warmup_s: u64,
     pub segments_per_call: usize,
+    /// agent, customer or alternate.
+    pub speaker: &'static str,
+    pub measure_suggestions: bool,
+    pub suggestion_wait_s: u64,
 }
 
 /// Percentiles of one histogram, in milliseconds.
@@ -83,13 +87,29 @@ pub struct Report {
     pub duplicated: u64,
     pub disconnected: usize,
     pub first_disconnect: Option<String>,
-    /// Calls whose top seq is not 1 (the start) + 2 per acked segment (segment, alert).
+    /// Calls whose top seq is not 1 (the start) + 2 per acked segment (segment, alert) + the
+    /// events the server's assist worker wrote (reply_suggested, generation_failed).
     pub calls_with_unexpected_top: usize,
     pub send_seconds: f64,
     pub segment_rate: f64,
     pub alert_latency: Latency,
     pub ack_latency: Latency,
     pub send_lag: Latency,
+    /// `suggestion_draft` messages at subscribers (every streamed delta).
+    pub suggestion_drafts: u64,
+    /// Drafts of index 0 at subscribers (one per suggestion per subscriber).
+    pub suggestion_first_tokens: u64,
+    /// `reply_suggested` events at subscribers.
+    pub suggestions_posted: u64,
+    /// `generation_failed` events at subscribers.
+    pub generation_failures: u64,
+    /// First drafts and `reply_suggested` events with no sent segment at or before their
+    /// `based_on_seq`.
+    pub suggestions_unmatched: u64,
+    /// Segment → the first streamed token of the suggestion based on it.
+    pub first_token_latency: Latency,
+    /// Segment → the `reply_suggested` event based on it.
+    pub suggestion_latency: Latency,
 }
 
 impl Report {
@@ -98,8 +118,11 @@ impl Report {
         ingest: &[IngestStats],
         subscribers: &[SubscriberStats],
         tops: &[u64],
+        assist_events: &[u64],
     ) -> Self {
         let alert = histogram(subscribers.iter().map(|s| &s.latency));
+        let first_token = histogram(subscribers.iter().map(|s| &s.first_token_latency));
+        let suggestion = histogram(subscribers.iter().map(|s| &s.suggestion_latency));
         let ack = histogram(ingest.iter().map(|i| &i.ack_latency));
         let lag = histogram(ingest.iter().map(|i| &i.send_lag));
         let segments_sent: u64 = ingest.iter().map(|i| i.sent).sum();
@@ -118,7 +141,10 @@ impl Report {
         let calls_with_unexpected_top = ingest
             .iter()
             .zip(tops)
-            .filter(|(i, top)| **top != 1 + 2 * i.acked)
+            .enumerate()
+            .filter(|(c, (i, top))| {
+                **top != 1 + 2 * i.acked + assist_events.get(*c).copied().unwrap_or(0)
+            })
             .count();
         Self {
             subscriber_connections: subscribers.len(),
@@ -145,6 +171,13 @@ impl Report {
             alert_latency: Latency::of(&alert),
             ack_latency: Latency::of(&ack),
             send_lag: Latency::of(&lag),
+            suggestion_drafts: subscribers.iter().map(|s| s.drafts).sum(),
+            suggestion_first_tokens: subscribers.iter().map(|s| s.first_tokens).sum(),
+            suggestions_posted: subscribers.iter().map(|s| s.suggestions).sum(),
+            generation_failures: subscribers.iter().map(|s| s.generation_failures).sum(),
+            suggestions_unmatched: subscribers.iter().map(|s| s.suggestions_unmatched).sum(),
+            first_token_latency: Latency::of(&first_token),
+            suggestion_latency: Latency::of(&suggestion),
             setup,
         }
     }
@@ -206,6 +239,28 @@ impl Report {
         let _ = writeln!(out, "  segment → alert (ms) {}", self.alert_latency.line());
         let _ = writeln!(out, "  segment → ack (ms)   {}", self.ack_latency.line());
         let _ = writeln!(out, "  send lag (ms)        {}", self.send_lag.line());
+        if self.shows_suggestions() {
+            let _ = writeln!(
+                out,
+                "  suggestions          speaker {}; first tokens {}, posted {}, generation failures {}, unmatched {} ({} draft deltas)",
+                s.speaker,
+                self.suggestion_first_tokens,
+                self.suggestions_posted,
+                self.generation_failures,
+                self.suggestions_unmatched,
+                self.suggestion_drafts
+            );
+            let _ = writeln!(
+                out,
+                "  segment → first suggestion token (ms) {}",
+                self.first_token_latency.line()
+            );
+            let _ = writeln!(
+                out,
+                "  segment → suggestion posted (ms)      {}",
+                self.suggestion_latency.line()
+            );
+        }
         if let Some(e) = &self.first_ingest_error {
             let _ = writeln!(out, "  first ingest error   {e}");
         }
@@ -224,6 +279,14 @@ impl Report {
         out
     }
 
+    /// Whether the text report has the suggestion lines: asked for, or something arrived.
+    fn shows_suggestions(&self) -> bool {
+        self.setup.measure_suggestions
+            || self.suggestion_drafts > 0
+            || self.suggestions_posted > 0
+            || self.generation_failures > 0
+    }
+
     pub fn to_json(&self) -> Value {
         let s = &self.setup;
         json!({
@@ -235,6 +298,9 @@ impl Report {
             "rate_per_call": s.rate,
             "duration_s": s.duration_s,
             "warmup_s": s.warmup_s,
+            "speaker": s.speaker,
+            "measure_suggestions": s.measure_suggestions,
+            "suggestion_wait_s": if s.measure_suggestions { Some(s.suggestion_wait_s) } else { None },
             "segments_sent": self.segments_sent,
             "segments_acked": self.segments_acked,
             "ingest_errors": self.ingest_errors,
@@ -251,12 +317,132 @@ impl Report {
             "subscribers_disconnected": self.disconnected,
             "first_disconnect": self.first_disconnect,
             "calls_with_unexpected_top_seq": self.calls_with_unexpected_top,
+            "suggestions": {
+                "draft_deltas": self.suggestion_drafts,
+                "first_tokens": self.suggestion_first_tokens,
+                "posted": self.suggestions_posted,
+                "generation_failed": self.generation_failures,
+                "unmatched": self.suggestions_unmatched,
+            },
             "latency_ms": {
                 "segment_to_alert": self.alert_latency.json(),
                 "segment_to_ack": self.ack_latency.json(),
                 "send_lag": self.send_lag.json(),
+                "segment_to_first_suggestion_token": self.first_token_latency.json(),
+                "segment_to_suggestion_posted": self.suggestion_latency.json(),
             },
             "passed": self.passed(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(measure_suggestions: bool) -> Setup {
+        Setup {
+            url: "http://127.0.0.1:1".to_owned(),
+            calls: 2,
+            subscribers_per_call: 1,
+            rate: 1.0,
+            duration_s: 2,
+            warmup_s: 0,
+            segments_per_call: 2,
+            speaker: "customer",
+            measure_suggestions,
+            suggestion_wait_s: 10,
+        }
+    }
+
+    fn ingest() -> IngestStats {
+        IngestStats {
+            sent: 2,
+            acked: 2,
+            acked_without_alert: 0,
+            errors: 0,
+            first_error: None,
+            ack_latency: vec![1_000, 2_000],
+            send_lag: vec![10, 20],
+            first_send: 0,
+            last_send: 1_000_000_000,
+        }
+    }
+
+    fn subscriber(suggest: bool) -> SubscriberStats {
+        let mut s = SubscriberStats::new();
+        s.events = 5;
+        s.last_seq = 5;
+        s.alerts = 2;
+        s.latency = vec![3_000, 4_000];
+        if suggest {
+            s.events += 1;
+            s.last_seq += 1;
+            s.drafts = 20;
+            s.first_tokens = 1;
+            s.suggestions = 1;
+            s.first_token_latency = vec![3_300_000];
+            s.suggestion_latency = vec![3_800_000];
+            s.assist_seqs = vec![6];
+        }
+        s
+    }
+
+    #[test]
+    fn without_suggestions_the_report_is_as_before_plus_fields() {
+        let r = Report::build(
+            setup(false),
+            &[ingest(), ingest()],
+            &[subscriber(false), subscriber(false)],
+            &[5, 5],
+            &[0, 0],
+        );
+        assert!(r.passed(), "{}", r.to_text());
+        let text = r.to_text();
+        assert!(text.contains("segment → alert (ms)"));
+        assert!(!text.contains("suggestion"), "{text}");
+        let j = r.to_json();
+        assert_eq!(j["latency_ms"]["segment_to_alert"]["count"], 4);
+        assert_eq!(
+            j["latency_ms"]["segment_to_first_suggestion_token"]["count"],
+            0
+        );
+        assert_eq!(j["suggestions"]["posted"], 0);
+        assert_eq!(j["speaker"], "customer");
+        assert_eq!(j["passed"], true);
+    }
+
+    #[test]
+    fn suggestions_are_reported_and_allowed_for_in_the_top_seq() {
+        let subs = [subscriber(true), subscriber(false)];
+        // Call 0 has the reply_suggested at seq 6, call 1 none.
+        let r = Report::build(setup(true), &[ingest(), ingest()], &subs, &[6, 5], &[1, 0]);
+        assert_eq!(r.calls_with_unexpected_top, 0);
+        assert!(r.passed(), "{}", r.to_text());
+        let text = r.to_text();
+        // 3 significant digits.
+        assert!(
+            text.contains("segment → first suggestion token (ms) p50 330"),
+            "{text}"
+        );
+        assert!(
+            text.contains("segment → suggestion posted (ms)      p50 380"),
+            "{text}"
+        );
+        assert!(text.contains("first tokens 1, posted 1"));
+        let j = r.to_json();
+        let l = &j["latency_ms"];
+        assert_eq!(l["segment_to_first_suggestion_token"]["count"], 1);
+        let near = |v: &Value, want: f64| (v.as_f64().unwrap() - want).abs() < want * 1e-3;
+        assert!(near(&l["segment_to_first_suggestion_token"]["p99"], 3300.0));
+        assert!(near(&l["segment_to_suggestion_posted"]["max"], 3800.0));
+        assert_eq!(j["suggestions"]["first_tokens"], 1);
+        assert_eq!(j["suggestions"]["draft_deltas"], 20);
+        assert_eq!(j["suggestion_wait_s"], 10);
+
+        // Not allowing for it: the call's top is unexpected.
+        let r = Report::build(setup(true), &[ingest(), ingest()], &subs, &[6, 5], &[0, 0]);
+        assert_eq!(r.calls_with_unexpected_top, 1);
+        assert!(!r.passed());
     }
 }

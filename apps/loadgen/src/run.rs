@@ -1,8 +1,11 @@
 //! The measured part: per call one ingest WebSocket sending on a schedule, and the
-//! subscriber WebSockets that timestamp each `alert_raised` and check the seqs.
+//! subscriber WebSockets that timestamp each `alert_raised` (and, with an LLM provider on
+//! the server, each suggestion's first streamed draft and its `reply_suggested`) and check
+//! the seqs.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -32,6 +35,9 @@ pub struct Call {
     pub id: String,
     /// Send instant of segment k, as nanoseconds since the run's epoch, plus one (0: unsent).
     sends: Vec<AtomicU64>,
+    /// The seq of each segment whose seq is known (from its ack or its `segment_added`
+    /// event) → the segment's index: suggestions name the seq they were based on.
+    seqs: Mutex<BTreeMap<u64, usize>>,
     /// The call's top seq once every segment is acknowledged (u64::MAX until then).
     target: AtomicU64,
 }
@@ -41,6 +47,7 @@ impl Call {
         Self {
             id,
             sends: (0..segments).map(|_| AtomicU64::new(0)).collect(),
+            seqs: Mutex::new(BTreeMap::new()),
             target: AtomicU64::new(u64::MAX),
         }
     }
@@ -58,6 +65,29 @@ impl Call {
             0 => None,
             n => Some(n - 1),
         }
+    }
+
+    /// Notes that segment `k` was written at `seq`.
+    fn note_seq(&self, seq: u64, k: usize) {
+        if k < self.sends.len() {
+            self.seqs
+                .lock()
+                .expect("the seq map")
+                .entry(seq)
+                .or_insert(k);
+        }
+    }
+
+    /// The send instant of the segment at `seq`, or of the newest segment before it.
+    fn sent_at_or_before_seq(&self, seq: u64) -> Option<u64> {
+        let k = self
+            .seqs
+            .lock()
+            .expect("the seq map")
+            .range(..=seq)
+            .next_back()
+            .map(|(_, k)| *k)?;
+        self.sent_at(k)
     }
 }
 
@@ -98,7 +128,14 @@ struct ServerMsg {
     #[serde(rename = "type")]
     ty: String,
     #[serde(default)]
+    call_id: Option<String>,
+    #[serde(default)]
     seq: Option<u64>,
+    /// `suggestion_draft`: the seq the suggestion is based on, and the delta's index.
+    #[serde(default)]
+    based_on_seq: Option<u64>,
+    #[serde(default)]
+    index: Option<u64>,
     #[serde(default)]
     kind: Option<String>,
     #[serde(default)]
@@ -115,12 +152,34 @@ struct ServerMsg {
 struct EventData {
     #[serde(default)]
     segment_id: Option<String>,
+    /// `reply_suggested`, `generation_failed`.
+    #[serde(default)]
+    based_on_seq: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct AckResult {
+    /// The segment's seq.
+    #[serde(default)]
+    seq: Option<u64>,
     #[serde(default)]
     caused: Vec<Caused>,
+}
+
+/// Parses a server message. A message the tool cannot read is an error when it is not a
+/// JSON object or is an `event` (the stream the checks are about); any other object (of a
+/// type the tool does not know, or of a known type with an unexpected shape) is `None`, and
+/// skipped.
+fn parse(text: &str) -> Result<Option<ServerMsg>, serde_json::Error> {
+    match serde_json::from_str::<ServerMsg>(text) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) => match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(v) if v.is_object() && v.get("type").and_then(|t| t.as_str()) != Some("event") => {
+                Ok(None)
+            }
+            _ => Err(e),
+        },
+    }
 }
 
 #[derive(Deserialize)]
@@ -159,10 +218,28 @@ pub struct SubscriberStats {
     pub missing: u64,
     /// Why the connection ended early, if it did.
     pub closed: Option<String>,
+    /// `suggestion_draft` messages received (every delta).
+    pub drafts: u64,
+    /// Drafts of index 0 (a suggestion's first token).
+    pub first_tokens: u64,
+    /// `reply_suggested` events.
+    pub suggestions: u64,
+    /// `generation_failed` events.
+    pub generation_failures: u64,
+    /// First drafts and `reply_suggested` events with no sent segment at or before their
+    /// `based_on_seq`.
+    pub suggestions_unmatched: u64,
+    /// Segment → the suggestion's first draft.
+    pub first_token_latency: Samples,
+    /// Segment → its `reply_suggested` event.
+    pub suggestion_latency: Samples,
+    /// Seqs of the events the server's assist worker wrote (`reply_suggested`,
+    /// `generation_failed`), for the check of the call's top seq.
+    pub assist_seqs: Vec<u64>,
 }
 
 impl SubscriberStats {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             events: 0,
             last_seq: 0,
@@ -173,7 +250,67 @@ impl SubscriberStats {
             latency: Samples::new(),
             missing: 0,
             closed: None,
+            drafts: 0,
+            first_tokens: 0,
+            suggestions: 0,
+            generation_failures: 0,
+            suggestions_unmatched: 0,
+            first_token_latency: Samples::new(),
+            suggestion_latency: Samples::new(),
+            assist_seqs: Vec::new(),
         }
+    }
+
+    /// Assist events (`reply_suggested`, `generation_failed`) at or below `top`.
+    pub fn assist_events_upto(&self, top: u64) -> u64 {
+        self.assist_seqs.iter().filter(|s| **s <= top).count() as u64
+    }
+
+    fn on_message(&mut self, msg: &ServerMsg, arrived: u64, call: &Call, clock: &Clock) {
+        match msg.ty.as_str() {
+            "event" => self.on_event(msg, arrived, call, clock),
+            "suggestion_draft" => self.on_draft(msg, arrived, call, clock),
+            _ => {}
+        }
+    }
+
+    /// Records a suggestion's latency from the segment it was based on.
+    fn record_suggestion(
+        samples: &mut Samples,
+        unmatched: &mut u64,
+        based_on: Option<u64>,
+        arrived: u64,
+        call: &Call,
+        clock: &Clock,
+    ) {
+        match based_on.and_then(|seq| call.sent_at_or_before_seq(seq)) {
+            Some(sent) => {
+                if sent >= clock.record_from {
+                    record(samples, arrived.saturating_sub(sent));
+                }
+            }
+            None => *unmatched += 1,
+        }
+    }
+
+    /// A streamed delta of a suggestion: the first one (index 0) is timed.
+    fn on_draft(&mut self, msg: &ServerMsg, arrived: u64, call: &Call, clock: &Clock) {
+        if msg.call_id.as_deref().is_some_and(|id| id != call.id) {
+            return;
+        }
+        self.drafts += 1;
+        if msg.index != Some(0) {
+            return;
+        }
+        self.first_tokens += 1;
+        Self::record_suggestion(
+            &mut self.first_token_latency,
+            &mut self.suggestions_unmatched,
+            msg.based_on_seq,
+            arrived,
+            call,
+            clock,
+        );
     }
 
     /// Checks the seq and, for an alert, records its latency.
@@ -188,8 +325,38 @@ impl SubscriberStats {
             self.gaps += seq - self.last_seq - 1;
         }
         self.last_seq = seq;
-        if msg.kind.as_deref() != Some("alert_raised") {
-            return;
+        match msg.kind.as_deref() {
+            Some("alert_raised") => {}
+            Some("segment_added") => {
+                if let Some(k) = msg
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.segment_id.as_deref())
+                    .and_then(segment_index)
+                {
+                    call.note_seq(seq, k);
+                }
+                return;
+            }
+            Some("reply_suggested") => {
+                self.suggestions += 1;
+                self.assist_seqs.push(seq);
+                Self::record_suggestion(
+                    &mut self.suggestion_latency,
+                    &mut self.suggestions_unmatched,
+                    msg.data.as_ref().and_then(|d| d.based_on_seq),
+                    arrived,
+                    call,
+                    clock,
+                );
+                return;
+            }
+            Some("generation_failed") => {
+                self.generation_failures += 1;
+                self.assist_seqs.push(seq);
+                return;
+            }
+            _ => return,
         }
         self.alerts += 1;
         let sent = msg
@@ -226,12 +393,13 @@ pub async fn subscribe(ws: &mut Ws, call: &Call, clock: &Clock) -> anyhow::Resul
             let Message::Text(text) = msg.context("reading the WebSocket")? else {
                 continue;
             };
-            let msg: ServerMsg = serde_json::from_str(&text).context("a server message")?;
+            let Some(msg) = parse(&text).context("a server message")? else {
+                continue;
+            };
             match msg.ty.as_str() {
                 "subscribed" => return Ok(()),
-                "event" => stats.on_event(&msg, arrived, call, clock),
                 "error" | "resync_required" => bail!("subscribe refused: {text}"),
-                _ => {}
+                _ => stats.on_message(&msg, arrived, call, clock),
             }
         }
         bail!("the server closed the WebSocket before `subscribed`")
@@ -261,9 +429,9 @@ pub async fn run_subscriber(
             msg = ws.next() => {
                 let arrived = clock.now();
                 match msg {
-                    Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerMsg>(&text) {
-                        Ok(m) if m.ty == "event" => stats.on_event(&m, arrived, &call, &clock),
-                        Ok(_) => {}
+                    Some(Ok(Message::Text(text))) => match parse(&text) {
+                        Ok(Some(m)) => stats.on_message(&m, arrived, &call, &clock),
+                        Ok(None) => {}
                         Err(e) => {
                             stats.closed = Some(format!("unreadable message: {e}"));
                             break;
@@ -328,6 +496,8 @@ pub struct Schedule {
     pub first: Instant,
     pub period: Duration,
     pub segments: usize,
+    /// Who says segment k.
+    pub speaker: crate::SpeakerMode,
 }
 
 /// Sends the call's segments on schedule over `ws` (never waiting for an ack: the load is
@@ -362,7 +532,7 @@ pub async fn run_ingest(
                 "ref": k.to_string(),
                 "segments": [{
                     "segment_id": format!("s{k}"),
-                    "speaker": "agent",
+                    "speaker": schedule.speaker.of(k),
                     "text": text,
                     "start_ms": start_ms,
                     "end_ms": end_ms,
@@ -431,11 +601,14 @@ pub async fn run_ingest(
                             if !alerted {
                                 without_alert += 1;
                             }
-                            let sent = m
-                                .reference
-                                .as_deref()
-                                .and_then(|r| r.parse::<usize>().ok())
-                                .and_then(|k| call.sent_at(k));
+                            let k = m.reference.as_deref().and_then(|r| r.parse::<usize>().ok());
+                            if let (Some(k), Some(seq)) = (
+                                k,
+                                m.results.as_deref().and_then(|r| r.first()).and_then(|r| r.seq),
+                            ) {
+                                call.note_seq(seq, k);
+                            }
+                            let sent = k.and_then(|k| call.sent_at(k));
                             if let Some(sent) = sent
                                 && sent >= clock.record_from
                             {
@@ -486,5 +659,146 @@ pub async fn run_ingest(
         send_lag,
         first_send,
         last_send,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(v: serde_json::Value) -> ServerMsg {
+        parse(&v.to_string()).unwrap().expect("a readable message")
+    }
+
+    #[test]
+    fn unknown_or_odd_messages_are_skipped_and_bad_events_are_not() {
+        for ok in [
+            json!({"v": 1, "type": "something_new", "seq": "not a number"}),
+            json!({"type": "suggestion_draft", "index": "zero", "delta": 3}),
+            json!({"no_type": true}),
+        ] {
+            assert!(parse(&ok.to_string()).unwrap().is_none(), "{ok}");
+        }
+        assert!(parse(&json!({"type": "event", "seq": "x"}).to_string()).is_err());
+        assert!(parse("not json").is_err());
+        assert!(
+            parse(&json!({"type": "pong", "extra": [1]}).to_string())
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn suggestions_are_timed_from_the_segment_they_are_based_on() {
+        let call = Call::new("c1".to_owned(), 4);
+        // s0 sent at 1 ms, s1 at 2 ms (since the epoch); s2, s3 never sent.
+        call.sends[0].store(1_000_000 + 1, Ordering::Release);
+        call.sends[1].store(2_000_000 + 1, Ordering::Release);
+        // s1's seq is known from its ack only; s0's from its event.
+        call.note_seq(4, 1);
+        let clock = Clock {
+            epoch: Instant::now(),
+            record_from: 0,
+        };
+        let mut stats = SubscriberStats::new();
+        let ev = |seq: u64, kind: &str, data: serde_json::Value| {
+            msg(
+                json!({"v": 1, "type": "event", "call_id": "c1", "seq": seq, "kind": kind, "data": data}),
+            )
+        };
+        let draft = |based: u64, index: u32, call_id: &str| {
+            msg(
+                json!({"v": 1, "type": "suggestion_draft", "call_id": call_id,
+                "suggestion_id": "x", "based_on_seq": based, "index": index, "delta": "Hi "}),
+            )
+        };
+        stats.on_message(&ev(1, "call_started", json!({})), 0, &call, &clock);
+        stats.on_message(
+            &ev(2, "segment_added", json!({"segment_id": "s0"})),
+            1_500_000,
+            &call,
+            &clock,
+        );
+        stats.on_message(
+            &ev(3, "alert_raised", json!({"segment_id": "s0"})),
+            1_600_000,
+            &call,
+            &clock,
+        );
+        // Based on s0's seq: 4 ms after s0.
+        stats.on_message(&draft(2, 0, "c1"), 5_000_000, &call, &clock);
+        // Based on the alert after s0: the newest segment at or before it, s0 again.
+        stats.on_message(&draft(3, 0, "c1"), 6_000_000, &call, &clock);
+        // Later deltas, another call's draft and unknown messages are not timed.
+        stats.on_message(&draft(2, 1, "c1"), 6_500_000, &call, &clock);
+        stats.on_message(&draft(2, 0, "other"), 6_500_000, &call, &clock);
+        stats.on_message(
+            &msg(json!({"type": "mystery", "x": 1})),
+            6_500_000,
+            &call,
+            &clock,
+        );
+        // Based on a seq before any segment: unmatched.
+        stats.on_message(&draft(1, 0, "c1"), 7_000_000, &call, &clock);
+        stats.on_message(
+            &ev(4, "segment_added", json!({"segment_id": "s1"})),
+            2_500_000,
+            &call,
+            &clock,
+        );
+        stats.on_message(
+            &ev(5, "alert_raised", json!({"segment_id": "s1"})),
+            2_600_000,
+            &call,
+            &clock,
+        );
+        // Posted, based on s1: 10 ms after s1.
+        stats.on_message(
+            &ev(
+                6,
+                "reply_suggested",
+                json!({"suggestion_id": "x", "text": "Hi", "based_on_seq": 5,
+                "provider": "openai", "model": "fake-3s", "latency_ms": 3000}),
+            ),
+            12_000_000,
+            &call,
+            &clock,
+        );
+        stats.on_message(
+            &ev(
+                7,
+                "generation_failed",
+                json!({"task": "reply", "based_on_seq": 5}),
+            ),
+            13_000_000,
+            &call,
+            &clock,
+        );
+
+        assert_eq!(stats.events, 7);
+        assert_eq!(stats.gaps + stats.duplicates, 0);
+        assert_eq!(stats.alerts, 2);
+        assert_eq!(stats.unmatched, 0);
+        assert_eq!(stats.drafts, 4);
+        assert_eq!(stats.first_tokens, 3);
+        assert_eq!(stats.suggestions, 1);
+        assert_eq!(stats.generation_failures, 1);
+        assert_eq!(stats.suggestions_unmatched, 1);
+        assert_eq!(stats.first_token_latency, [4_000, 5_000]);
+        assert_eq!(stats.suggestion_latency, [10_000]);
+        assert_eq!(stats.assist_events_upto(6), 1);
+        assert_eq!(stats.assist_events_upto(7), 2);
+        assert_eq!(call.sent_at_or_before_seq(3), Some(1_000_000));
+        assert_eq!(call.sent_at_or_before_seq(100), Some(2_000_000));
+        assert_eq!(call.sent_at_or_before_seq(1), None);
+    }
+
+    #[test]
+    fn speakers() {
+        use crate::SpeakerMode;
+        assert_eq!(SpeakerMode::Agent.of(1), "agent");
+        assert_eq!(SpeakerMode::Customer.of(0), "customer");
+        let alt: Vec<_> = (0..4).map(|k| SpeakerMode::Alternate.of(k)).collect();
+        assert_eq!(alt, ["customer", "agent", "customer", "agent"]);
     }
 }

@@ -4,7 +4,8 @@
 
 use crate::event::{
     AlertAcknowledged, CallEnded, CallEvent, CallSource, CallStarted, Disposition,
-    DispositionOverridden, EndReason, RulesetRef, SegmentAdded, SuggestionFeedback, Verdict,
+    DispositionOverridden, EndReason, GenerationFailed, ReplySuggested, RulesetRef, SegmentAdded,
+    SuggestionFeedback, SummaryGenerated, Verdict,
 };
 use crate::ids::{ActorId, AgentId, AlertId, LanguageTag, SegmentId, SuggestionId, TenantId};
 use crate::state::{CallState, CallStatus};
@@ -42,7 +43,23 @@ pub enum Command {
         by: ActorId,
         note: Option<String>,
     },
+    /// The assist worker posts a suggested reply to a live call. Posting a suggestion id the
+    /// call already has is a no-op (a retry, or a competing worker that got there first).
+    PostSuggestion(ReplySuggested),
+    /// The assist worker posts the end-of-call summary. A call has one: posting again is a
+    /// no-op.
+    PostSummary(SummaryGenerated),
+    /// The assist worker records a failed generation. The same failure (task, position,
+    /// provider) recorded twice is a no-op.
+    ReportGenerationFailure(GenerationFailed),
 }
+
+/// The longest suggested reply accepted, in characters.
+pub const MAX_SUGGESTION_CHARS: usize = 2_000;
+/// The longest summary line (reason, action or next step) accepted, in characters.
+pub const MAX_SUMMARY_LINE_CHARS: usize = 1_000;
+/// The most actions or next steps in one summary.
+pub const MAX_SUMMARY_LINES: usize = 12;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DomainError {
@@ -177,7 +194,90 @@ pub fn decide(state: &CallState, command: Command) -> Result<Vec<CallEvent>, Dom
                 },
             )])
         }
+        Command::PostSuggestion(s) => {
+            ensure_live(state)?;
+            if state
+                .suggestions
+                .iter()
+                .any(|v| v.suggestion.suggestion_id == s.suggestion_id)
+            {
+                return Ok(vec![]);
+            }
+            check_text("text", &s.text, MAX_SUGGESTION_CHARS)?;
+            if s.based_on_seq > state.version {
+                return Err(DomainError::invalid(
+                    "based_on_seq",
+                    format!(
+                        "{} is beyond the call's last event ({})",
+                        s.based_on_seq, state.version
+                    ),
+                ));
+            }
+            Ok(vec![CallEvent::ReplySuggested(s)])
+        }
+        Command::PostSummary(s) => {
+            match state.status {
+                CallStatus::NotStarted => return Err(DomainError::CallNotStarted),
+                CallStatus::Live => return Err(DomainError::CallNotEnded),
+                CallStatus::Ended => {}
+            }
+            if state.summary.is_some() {
+                return Ok(vec![]);
+            }
+            check_text(
+                "summary.reason_for_call",
+                &s.summary.reason_for_call,
+                MAX_SUMMARY_LINE_CHARS,
+            )?;
+            for (field, lines) in [
+                ("summary.actions_taken", &s.summary.actions_taken),
+                ("summary.next_steps", &s.summary.next_steps),
+            ] {
+                if lines.len() > MAX_SUMMARY_LINES {
+                    return Err(DomainError::invalid(
+                        field,
+                        format!("has {} lines; at most {MAX_SUMMARY_LINES}", lines.len()),
+                    ));
+                }
+                for line in lines {
+                    check_text(field, line, MAX_SUMMARY_LINE_CHARS)?;
+                }
+            }
+            if !(0.0..=1.0).contains(&s.confidence) {
+                return Err(DomainError::invalid(
+                    "confidence",
+                    "must be between 0 and 1",
+                ));
+            }
+            Ok(vec![CallEvent::SummaryGenerated(s)])
+        }
+        Command::ReportGenerationFailure(f) => {
+            ensure_started(state)?;
+            if state.generation_failures.iter().any(|v| {
+                v.failure.task == f.task
+                    && v.failure.based_on_seq == f.based_on_seq
+                    && v.failure.provider == f.provider
+            }) {
+                return Ok(vec![]);
+            }
+            Ok(vec![CallEvent::GenerationFailed(f)])
+        }
     }
+}
+
+/// Text a machine generated: not blank, not longer than `max` characters.
+fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), DomainError> {
+    if text.trim().is_empty() {
+        return Err(DomainError::invalid(field, "must not be empty"));
+    }
+    let chars = text.chars().count();
+    if chars > max {
+        return Err(DomainError::invalid(
+            field,
+            format!("is {chars} characters; at most {max}"),
+        ));
+    }
+    Ok(())
 }
 
 fn ensure_started(state: &CallState) -> Result<(), DomainError> {
@@ -514,5 +614,115 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    fn suggestion(id: SuggestionId, text: &str, based_on: u64) -> Command {
+        Command::PostSuggestion(ReplySuggested {
+            suggestion_id: id,
+            text: text.into(),
+            based_on_seq: Seq::new(based_on),
+            provider: "offline".into(),
+            model: "extractive-v1".into(),
+            latency_ms: 1,
+            prompt_tokens: None,
+            completion_tokens: None,
+        })
+    }
+
+    fn summary(reason: &str, confidence: f32) -> Command {
+        use crate::event::Summary;
+        Command::PostSummary(SummaryGenerated {
+            summary: Summary {
+                reason_for_call: reason.into(),
+                actions_taken: vec!["booked a visit".into()],
+                next_steps: vec![],
+            },
+            disposition: Disposition::Booked,
+            confidence,
+            provider: "openai".into(),
+            model: "m".into(),
+        })
+    }
+
+    fn failure(based_on: u64) -> Command {
+        Command::ReportGenerationFailure(GenerationFailed {
+            task: crate::event::AssistTask::Reply,
+            based_on_seq: Seq::new(based_on),
+            provider: "openai".into(),
+            model: "m".into(),
+            error: "HTTP 500".into(),
+            attempts: 3,
+            fallback: Some("offline".into()),
+        })
+    }
+
+    #[test]
+    fn assist_commands_are_checked_and_idempotent() {
+        let id = SuggestionId::new();
+        // A suggestion needs a live call, real text and a position the call has reached.
+        assert_eq!(
+            run(vec![start(), end(), suggestion(id, "hi", 1)]).unwrap_err(),
+            DomainError::CallEnded
+        );
+        assert!(matches!(
+            run(vec![start(), suggestion(id, "  ", 1)]).unwrap_err(),
+            DomainError::Invalid { field: "text", .. }
+        ));
+        assert!(matches!(
+            run(vec![start(), suggestion(id, "hi", 7)]).unwrap_err(),
+            DomainError::Invalid {
+                field: "based_on_seq",
+                ..
+            }
+        ));
+        // Posting the same suggestion id twice writes it once.
+        let state = run(vec![
+            start(),
+            suggestion(id, "hi", 1),
+            suggestion(id, "hi", 1),
+        ])
+        .unwrap();
+        assert_eq!(state.suggestions.len(), 1);
+        assert_eq!(state.version, Seq::new(2));
+
+        // A summary needs an ended call; the first one stands.
+        assert_eq!(
+            run(vec![start(), summary("no heat", 0.5)]).unwrap_err(),
+            DomainError::CallNotEnded
+        );
+        assert!(matches!(
+            run(vec![start(), end(), summary("no heat", 1.5)]).unwrap_err(),
+            DomainError::Invalid {
+                field: "confidence",
+                ..
+            }
+        ));
+        assert!(matches!(
+            run(vec![start(), end(), summary("", 0.5)]).unwrap_err(),
+            DomainError::Invalid {
+                field: "summary.reason_for_call",
+                ..
+            }
+        ));
+        let state = run(vec![
+            start(),
+            end(),
+            summary("no heat", 0.5),
+            summary("something else", 0.9),
+        ])
+        .unwrap();
+        assert_eq!(
+            state.summary.as_ref().unwrap().summary.reason_for_call,
+            "no heat"
+        );
+        assert_eq!(
+            state.disposition.as_ref().unwrap().disposition,
+            Disposition::Booked
+        );
+
+        // The same failure is recorded once; it may come after the call ended.
+        let state = run(vec![start(), failure(1), failure(1), end(), failure(2)]).unwrap();
+        assert_eq!(state.generation_failures.len(), 2);
+        assert_eq!(state.generation_failures[0].seq, Seq::new(2));
     }
 }

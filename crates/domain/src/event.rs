@@ -194,6 +194,33 @@ pub struct ReplySuggested {
     pub completion_tokens: Option<u32>,
 }
 
+/// What the assist worker was generating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssistTask {
+    /// A suggested reply ([`ReplySuggested`]).
+    Reply,
+    /// The end-of-call summary ([`SummaryGenerated`]).
+    Summary,
+}
+
+/// A provider failed to generate a reply or a summary (after its retries), or was not asked
+/// because its circuit breaker was open. Recorded so a failure is never silent; `fallback`
+/// names the provider whose output was posted instead, in the same append.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerationFailed {
+    pub task: AssistTask,
+    /// The stream position the generation was computed from.
+    pub based_on_seq: Seq,
+    pub provider: String,
+    pub model: String,
+    /// What went wrong, without the prompt or the response text.
+    pub error: String,
+    /// Calls made to the provider, retries included (0 when the circuit was open).
+    pub attempts: u32,
+    pub fallback: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SuggestionFeedback {
     pub suggestion_id: SuggestionId,
@@ -372,6 +399,7 @@ catalogue! {
     CallEnded(CallEnded) = "call_ended", v = 1;
     SummaryGenerated(SummaryGenerated) = "summary_generated", v = 1;
     DispositionOverridden(DispositionOverridden) = "disposition_overridden", v = 1;
+    GenerationFailed(GenerationFailed) = "generation_failed", v = 1;
 }
 
 /// Brings a payload written at `version` up to `current`, one version at a time. When a
@@ -496,7 +524,7 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), before);
-        assert_eq!(before, 12);
+        assert_eq!(before, 13);
     }
 
     #[test]

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::RecordedEvent;
 use crate::event::{
-    AlertRaised, CallEvent, CallSource, Disposition, EndReason, GuidanceCardShown, MissReason,
-    ReplySuggested, RuleRef, RulesetRef, SegmentAdded, Summary, Timestamp, Verdict,
+    AlertRaised, CallEvent, CallSource, Disposition, EndReason, GenerationFailed,
+    GuidanceCardShown, MissReason, ReplySuggested, RuleRef, RulesetRef, SegmentAdded, Summary,
+    Timestamp, Verdict,
 };
 use crate::ids::{ActorId, AgentId, CallId, LanguageTag, RuleId, SegmentId, Seq, TenantId};
 
@@ -141,6 +142,13 @@ pub struct SuggestionView {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerationFailureView {
+    pub seq: Seq,
+    #[serde(flatten)]
+    pub failure: GenerationFailed,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SummaryView {
     pub seq: Seq,
     pub summary: Summary,
@@ -183,6 +191,9 @@ pub struct CallState {
     pub ended: Option<EndView>,
     pub summary: Option<SummaryView>,
     pub disposition: Option<DispositionView>,
+    /// Generations that failed (and what was posted instead), oldest first.
+    #[serde(default)]
+    pub generation_failures: Vec<GenerationFailureView>,
 }
 
 impl CallState {
@@ -299,6 +310,12 @@ impl CallState {
                     disposition: e.to,
                     overridden_by: Some(e.by.clone()),
                     note: e.note.clone(),
+                });
+            }
+            CallEvent::GenerationFailed(e) => {
+                self.generation_failures.push(GenerationFailureView {
+                    seq,
+                    failure: e.clone(),
                 });
             }
         }

@@ -529,6 +529,12 @@ async fn follow_call(
         "since_seq": since, "top_seq": last, "recovered": recovered,
     }));
     while let Some(frame) = next_frame(&mut rx, &cancel, &outbox, "the live feed").await {
+        if frame.draft {
+            if !outbox.push(frame.text.clone()) {
+                return;
+            }
+            continue;
+        }
         if frame.seq <= last {
             continue;
         }

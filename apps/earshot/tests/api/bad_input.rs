@@ -38,7 +38,7 @@ fn seg(id: &str, start_ms: u64) -> Value {
 async fn bad_input_is_refused_and_writes_nothing(store: Arc<dyn Store>) {
     let config = ServerConfig {
         max_segment_chars: 200,
-        ..ServerConfig::default()
+        ..crate::helpers::config()
     };
     let app = spawn_app_with(store, config).await;
     let t = app.token("service", "dialer").await;

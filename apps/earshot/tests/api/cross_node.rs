@@ -95,7 +95,8 @@ impl ServerProcess {
     ) -> ServerProcess {
         let data_dir = tempfile::tempdir().expect("a temp dir");
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("earshot"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        // The assist worker's posts would interleave with the seqs these tests check.
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--no-assist"])
             .env_remove("EARSHOT_LISTEN")
             .env("EARSHOT_DATA_DIR", data_dir.path())
             .stdin(Stdio::null())

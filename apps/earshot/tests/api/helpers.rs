@@ -135,7 +135,15 @@ impl TestApp {
 /// Builds the server on port 0 over `store` (a fresh one: the first start makes the
 /// default tenant and its admin token) and runs it in the background.
 pub async fn spawn_app(store: Arc<dyn Store>) -> TestApp {
-    spawn_app_with(store, ServerConfig::default()).await
+    spawn_app_with(store, config()).await
+}
+
+/// The server's defaults without the assist worker, whose suggestions and summaries would
+/// interleave with the events these tests count seq by seq (the assist tests turn it on).
+pub fn config() -> ServerConfig {
+    let mut config = ServerConfig::default();
+    config.assist.enabled = false;
+    config
 }
 
 pub async fn spawn_app_with(store: Arc<dyn Store>, config: ServerConfig) -> TestApp {

@@ -91,7 +91,7 @@ async fn resume_after_a_dropped_connection(store: Arc<dyn Store>) {
 /// A client that stops reading while events pour in is closed with CLOSE_SLOW once its
 /// queue is full; reconnecting from the last seq it saw gets everything else.
 async fn slow_consumer_is_closed_then_resumes(store: Arc<dyn Store>) {
-    let mut config = ServerConfig::default();
+    let mut config = crate::helpers::config();
     config.ws.max_queued_bytes = 32 * 1024;
     let app = spawn_app_with(store, config).await;
     let t = app.token("service", "dialer").await;
@@ -135,7 +135,7 @@ async fn slow_consumer_is_closed_then_resumes(store: Arc<dyn Store>) {
 #[tokio::test]
 async fn a_silent_client_is_dropped_by_the_heartbeat() {
     let db = store::testkit::TestStore::sqlite();
-    let mut config = ServerConfig::default();
+    let mut config = crate::helpers::config();
     config.ws.ping_interval = Duration::from_millis(300);
     config.ws.pong_timeout = Duration::from_millis(300);
     let app = spawn_app_with(db.open_store().await, config).await;
@@ -175,7 +175,7 @@ async fn a_lagging_subscription_is_closed_then_resumes() {
     let db = store::testkit::TestStore::sqlite();
     let config = ServerConfig {
         hub_call_capacity: 4,
-        ..ServerConfig::default()
+        ..crate::helpers::config()
     };
     let app = spawn_app_with(db.open_store().await, config).await;
     let t = app.token("service", "dialer").await;

@@ -1,0 +1,575 @@
+//! The assist worker: follows the log and posts suggested replies and end-of-call summaries.
+//!
+//! It is a consumer of the log like any other, with a durable checkpoint, and it writes
+//! through the same [`Pipeline`] as every command, so it can never write half a fact or
+//! write to a call it should not. It runs inside `earshot serve` by default, or on its own
+//! (`earshot worker`), as many instances as wanted.
+//!
+//! - **Triggers.** A final customer segment schedules a suggestion for its call, after a
+//!   debounce; a newer customer segment cancels the scheduled or in-flight one (dropping its
+//!   HTTP request), and so does the end of the call. `call_ended` schedules the summary.
+//! - **Never in the way.** Generation runs in tasks of its own; ingest and the rules never
+//!   wait for it. The worker's only write is one short append per generation.
+//! - **Idempotent.** Every event the worker writes has an id derived from the event that
+//!   triggered it (and the suggestion id too), so a retry, a restart that re-reads from the
+//!   checkpoint, or a second worker on the same trigger writes nothing new.
+//! - **Several workers.** Instances either share the work by call (`--assist-shard 1/3`:
+//!   each takes the calls whose id falls in its share, and keeps its own checkpoint), or all
+//!   take every call, as competing consumers: then each trigger may cost several provider
+//!   calls, but is still posted once.
+//! - **Durable.** The checkpoint only passes a trigger once its job has finished: a summary
+//!   whose post failed (the store was down) is retried, and after a crash it is redone.
+//! - **Never silent.** A failed generation is posted as `generation_failed` together with the
+//!   offline provider's output that replaced it.
+//!
+//! # Layout
+//!
+//! - `mod.rs`: [`Worker`], [`WorkerConfig`], [`Shard`], the trigger loop and the jobs.
+//! - `generate`: [`Generator`], which asks the remote provider and falls back to offline.
+//! - `prompts`: the prompt templates (files in `apps/earshot/prompts/`).
+
+pub mod generate;
+pub mod prompts;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use domain::event::Speaker;
+use domain::{
+    CallEvent, CallId, CallState, CallStatus, Command, EventId, GlobalPosition, RecordedEvent, Seq,
+    SuggestionId,
+};
+use store::Store;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use generate::{GenerateConfig, Generator};
+
+use crate::hub::{Hub, PROTOCOL_VERSION, SuggestionDraft};
+use crate::pipeline::{Pipeline, PipelineError};
+
+/// The namespace of the ids the worker derives from trigger events. Never change it: a
+/// restarted worker must derive the same ids.
+const ASSIST_NAMESPACE: Uuid = Uuid::from_u128(0x1c5e_7a0b_4f62_4d1e_9a83_5b27_e0c4_f915);
+
+/// Events read from the log per query.
+const PAGE: usize = 1_000;
+
+/// Which share of the calls an instance takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based.
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    pub const ALL: Shard = Shard { index: 1, count: 1 };
+
+    /// Parses `I/N` (1 ≤ I ≤ N).
+    pub fn parse(s: &str) -> Result<Shard, String> {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not I/N, e.g. 1/3"))?;
+        let index: u32 = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("{i:?} is not a number"))?;
+        let count: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("{n:?} is not a number"))?;
+        if count == 0 || index == 0 || index > count {
+            return Err(format!("{s}: need 1 ≤ I ≤ N"));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Whether this share includes `call`. Call ids end in random bits, so shares are even.
+    pub fn owns(&self, call: CallId) -> bool {
+        self.count <= 1
+            || (call.as_uuid().as_u128() % u128::from(self.count)) as u32 == self.index - 1
+    }
+
+    /// The checkpoint's name: one per share.
+    pub fn consumer(&self) -> String {
+        if self.count <= 1 {
+            "assist".to_owned()
+        } else {
+            format!("assist-{}-of-{}", self.index, self.count)
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// How long a customer segment waits for the next one before a suggestion is generated.
+    pub debounce: Duration,
+    pub shard: Shard,
+    /// Stream suggestion drafts to the call's WebSocket followers (in-process only).
+    pub stream_drafts: bool,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            debounce: Duration::from_millis(300),
+            shard: Shard::ALL,
+            stream_drafts: true,
+        }
+    }
+}
+
+/// Everything that configures assist in a process.
+#[derive(Clone, Debug)]
+pub struct AssistConfig {
+    /// Run the worker in this process (`serve --no-assist` turns it off, for deployments
+    /// that run `earshot worker` processes instead).
+    pub enabled: bool,
+    /// The remote provider; `None` for the offline provider only.
+    pub provider: Option<llm::OpenAiConfig>,
+    pub worker: WorkerConfig,
+    pub generate: GenerateConfig,
+}
+
+impl Default for AssistConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            provider: None,
+            worker: WorkerConfig::default(),
+            generate: GenerateConfig::default(),
+        }
+    }
+}
+
+pub struct Worker {
+    store: Arc<dyn Store>,
+    pipeline: Arc<Pipeline>,
+    generator: Arc<Generator>,
+    /// Where drafts go; `None` in a standalone worker (no WebSockets in this process).
+    hub: Option<Arc<Hub>>,
+    config: WorkerConfig,
+}
+
+/// What a job is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Task {
+    Reply,
+    Summary,
+}
+
+/// A job in flight: the position of its trigger.
+struct Running {
+    position: GlobalPosition,
+    call: CallId,
+}
+
+/// The jobs in flight.
+#[derive(Default)]
+struct Jobs {
+    set: JoinSet<()>,
+    running: HashMap<tokio::task::Id, Running>,
+    /// Trigger positions not finished yet: the checkpoint stays before the oldest.
+    pending: BTreeSet<GlobalPosition>,
+    /// Each call's reply job, to cancel when a newer trigger comes.
+    replies: HashMap<CallId, (tokio::task::Id, CancellationToken)>,
+}
+
+impl Jobs {
+    fn finished(&mut self, id: tokio::task::Id) {
+        if let Some(r) = self.running.remove(&id) {
+            self.pending.remove(&r.position);
+            if self.replies.get(&r.call).is_some_and(|(rid, _)| *rid == id) {
+                self.replies.remove(&r.call);
+            }
+        }
+    }
+}
+
+impl Worker {
+    pub fn new(
+        store: Arc<dyn Store>,
+        pipeline: Arc<Pipeline>,
+        generator: Arc<Generator>,
+        hub: Option<Arc<Hub>>,
+        config: WorkerConfig,
+    ) -> Self {
+        Self {
+            store,
+            pipeline,
+            generator,
+            hub,
+            config,
+        }
+    }
+
+    /// A worker with the provider `config` names (or the offline one).
+    pub fn build(
+        store: Arc<dyn Store>,
+        pipeline: Arc<Pipeline>,
+        engines: Arc<crate::engines::Engines>,
+        hub: Option<Arc<Hub>>,
+        config: &AssistConfig,
+    ) -> anyhow::Result<Arc<Worker>> {
+        let remote: Option<Arc<dyn llm::Provider>> = match &config.provider {
+            Some(c) => Some(Arc::new(
+                llm::OpenAiCompatible::new(c.clone())
+                    .map_err(|e| anyhow::anyhow!("the LLM provider: {e}"))?,
+            )),
+            None => None,
+        };
+        let redactor = redact::Redactor::new(redact::Policy::default())
+            .map_err(|e| anyhow::anyhow!("compiling the redaction policy: {e}"))?;
+        let generator = Arc::new(Generator::new(
+            remote,
+            engines,
+            redactor,
+            config.generate.clone(),
+        ));
+        Ok(Arc::new(Worker::new(
+            store,
+            pipeline,
+            generator,
+            hub,
+            config.worker.clone(),
+        )))
+    }
+
+    /// Follows the log from the checkpoint until `shutdown`. Store errors are retried (the
+    /// worker never takes the server down); jobs still running at shutdown are abandoned and
+    /// redone from the checkpoint on the next start.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let name = self.config.shard.consumer();
+        let (provider, model) = self.generator.describe();
+        let mut checkpoint = loop {
+            match self.store.load_checkpoint(&name).await {
+                Ok(c) => break c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "assist: cannot read the checkpoint; retrying");
+                    if sleep_or_cancel(Duration::from_secs(1), &shutdown).await {
+                        return;
+                    }
+                }
+            }
+        };
+        tracing::info!(consumer = %name, %checkpoint, %provider, %model, "assist worker started");
+        let mut read_to = checkpoint;
+        let mut wake = self.store.subscribe();
+        let mut jobs = Jobs::default();
+        let mut poll = tokio::time::interval(Duration::from_secs(1));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            // Read everything new, starting jobs for the triggers.
+            loop {
+                match self.store.read_all(read_to, PAGE).await {
+                    Ok(page) => {
+                        let full = page.len() == PAGE;
+                        for e in page {
+                            read_to = e.meta.global_position;
+                            self.consider(e, &mut jobs);
+                        }
+                        if !full {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "assist: cannot read the log; retrying");
+                        break;
+                    }
+                }
+            }
+            // The checkpoint may pass everything before the oldest unfinished trigger.
+            let safe = jobs
+                .pending
+                .first()
+                .map(|p| GlobalPosition::new(p.get() - 1))
+                .unwrap_or(read_to);
+            if safe > checkpoint {
+                match self.store.save_checkpoint(&name, safe).await {
+                    Ok(()) => checkpoint = safe,
+                    Err(e) => tracing::warn!(error = %e, "assist: cannot save the checkpoint"),
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = wake.recv() => {}
+                _ = poll.tick() => {}
+                Some(done) = jobs.set.join_next_with_id(), if !jobs.set.is_empty() => {
+                    let id = match &done {
+                        Ok((id, ())) => *id,
+                        Err(e) => {
+                            if e.is_panic() {
+                                tracing::error!(error = %e, "assist: a job panicked");
+                            }
+                            e.id()
+                        }
+                    };
+                    jobs.finished(id);
+                }
+            }
+        }
+        jobs.set.abort_all();
+        while jobs.set.join_next().await.is_some() {}
+    }
+
+    /// Starts the job an event triggers, if any, cancelling the one it supersedes.
+    fn consider(self: &Arc<Self>, e: RecordedEvent, jobs: &mut Jobs) {
+        let call = e.meta.call_id;
+        if !self.config.shard.owns(call) {
+            return;
+        }
+        let task = match &e.event {
+            CallEvent::SegmentAdded(s) if s.is_final && s.speaker == Speaker::Customer => {
+                Task::Reply
+            }
+            CallEvent::CallEnded(_) => Task::Summary,
+            _ => return,
+        };
+        // A newer customer segment, or the end of the call, makes a reply in the works
+        // stale. (Its trigger stays pending until the job has seen the cancel and finished.)
+        if let Some((_, cancel)) = jobs.replies.remove(&call) {
+            cancel.cancel();
+        }
+        let me = self.clone();
+        let trigger = Trigger {
+            call,
+            event_id: e.meta.event_id,
+            seq: e.meta.seq,
+        };
+        let handle = match task {
+            Task::Reply => {
+                let cancel = CancellationToken::new();
+                let job_cancel = cancel.clone();
+                let handle = jobs
+                    .set
+                    .spawn(async move { me.reply_job(trigger, job_cancel).await });
+                jobs.replies.insert(call, (handle.id(), cancel));
+                handle
+            }
+            Task::Summary => jobs.set.spawn(async move { me.summary_job(trigger).await }),
+        };
+        jobs.pending.insert(e.meta.global_position);
+        jobs.running.insert(
+            handle.id(),
+            Running {
+                position: e.meta.global_position,
+                call,
+            },
+        );
+    }
+
+    async fn reply_job(self: Arc<Self>, trigger: Trigger, cancel: CancellationToken) {
+        let started = Instant::now();
+        if sleep_or_cancel(self.config.debounce, &cancel).await {
+            return;
+        }
+        let Some(state) = self.load(trigger.call, &cancel).await else {
+            return;
+        };
+        // Stale: the call ended, or a newer customer segment has its own job.
+        let latest = state
+            .segments
+            .iter()
+            .rev()
+            .find(|s| s.segment.speaker == Speaker::Customer && s.segment.is_final)
+            .map(|s| s.seq);
+        if state.status != CallStatus::Live || latest != Some(trigger.seq) {
+            return;
+        }
+        let suggestion_id =
+            SuggestionId::from_uuid(trigger.derive("suggestion")).expect("a v5 UUID is never nil");
+        if state
+            .suggestions
+            .iter()
+            .any(|s| s.suggestion.suggestion_id == suggestion_id)
+        {
+            return;
+        }
+        let hub = self.hub.clone().filter(|_| self.config.stream_drafts);
+        let mut index = 0u32;
+        let mut first = true;
+        let mut on_delta = |delta: &str| {
+            if first {
+                first = false;
+                metrics::histogram!("earshot_assist_first_token_seconds")
+                    .record(started.elapsed().as_secs_f64());
+            }
+            if let Some(hub) = &hub {
+                hub.publish_draft(&SuggestionDraft {
+                    v: PROTOCOL_VERSION,
+                    kind_of_message: "suggestion_draft",
+                    call_id: trigger.call,
+                    suggestion_id,
+                    based_on_seq: state.version,
+                    index,
+                    delta,
+                });
+            }
+            index += 1;
+        };
+        // A cancel drops the generation, and with it the provider's HTTP request.
+        let reply = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = self.generator.reply(&state, suggestion_id, &mut on_delta) => r,
+        };
+        let mut posts = Vec::new();
+        if let Some(f) = reply.failure {
+            posts.push((
+                trigger.event_id("reply-failed"),
+                Command::ReportGenerationFailure(f),
+            ));
+        }
+        if let Some(s) = reply.suggestion {
+            posts.push((trigger.event_id("reply"), Command::PostSuggestion(s)));
+        }
+        // Posting is not cancelled: a generated reply is worth keeping, with its seq.
+        self.post(trigger, posts).await;
+    }
+
+    async fn summary_job(self: Arc<Self>, trigger: Trigger) {
+        let never = CancellationToken::new();
+        let Some(state) = self.load(trigger.call, &never).await else {
+            return;
+        };
+        if state.summary.is_some() || state.status != CallStatus::Ended {
+            return;
+        }
+        let out = self.generator.summary(&state).await;
+        let mut posts = Vec::new();
+        if let Some(f) = out.failure {
+            posts.push((
+                trigger.event_id("summary-failed"),
+                Command::ReportGenerationFailure(f),
+            ));
+        }
+        posts.push((
+            trigger.event_id("summary"),
+            Command::PostSummary(out.summary),
+        ));
+        self.post(trigger, posts).await;
+    }
+
+    /// The call's state from the log, retrying store errors until `cancel`.
+    async fn load(&self, call: CallId, cancel: &CancellationToken) -> Option<CallState> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match store::load_stream(self.store.as_ref(), call, None).await {
+                Ok(events) => return Some(CallState::replay(&events)),
+                Err(e) => {
+                    tracing::warn!(%call, error = %e, "assist: cannot read the call; retrying");
+                    if sleep_or_cancel(backoff, cancel).await {
+                        return None;
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    /// Posts through the pipeline. Store errors are retried with backoff (the trigger stays
+    /// pending meanwhile, so a crash redoes it); a refusal (the call ended before a reply
+    /// was posted) is the end of it.
+    async fn post(&self, trigger: Trigger, posts: Vec<(EventId, Command)>) {
+        if posts.is_empty() {
+            return;
+        }
+        let cause = trigger.cause();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self
+                .pipeline
+                .post_assist(trigger.call, cause, posts.clone())
+                .await
+            {
+                Ok(_) => return,
+                Err(PipelineError::Store(e)) => {
+                    tracing::warn!(call = %trigger.call, error = %e, "assist: cannot post; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => {
+                    tracing::debug!(call = %trigger.call, error = %e, "assist: the call no longer takes this post");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The event a job answers.
+#[derive(Clone, Copy, Debug)]
+struct Trigger {
+    call: CallId,
+    event_id: EventId,
+    seq: Seq,
+}
+
+impl Trigger {
+    fn derive(&self, what: &str) -> Uuid {
+        let mut name = Vec::with_capacity(16 + what.len());
+        name.extend_from_slice(self.event_id.as_uuid().as_bytes());
+        name.extend_from_slice(what.as_bytes());
+        Uuid::new_v5(&ASSIST_NAMESPACE, &name)
+    }
+
+    fn event_id(&self, what: &str) -> EventId {
+        EventId::from_uuid(self.derive(what)).expect("a v5 UUID is never nil")
+    }
+
+    fn cause(&self) -> EventId {
+        self.event_id
+    }
+}
+
+/// Sleeps; true if cancelled first.
+async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = cancel.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse_and_split_calls_evenly() {
+        assert_eq!(Shard::parse("1/1").unwrap(), Shard::ALL);
+        assert_eq!(
+            Shard::parse(" 2 / 3 ").unwrap(),
+            Shard { index: 2, count: 3 }
+        );
+        for bad in ["0/3", "4/3", "1/0", "x/2", "3"] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
+        let shards: Vec<Shard> = (1..=3).map(|i| Shard { index: i, count: 3 }).collect();
+        let mut counts = [0usize; 3];
+        for _ in 0..3_000 {
+            let call = CallId::new();
+            let owners: Vec<usize> = (0..3).filter(|&i| shards[i].owns(call)).collect();
+            assert_eq!(owners.len(), 1, "each call has exactly one owner");
+            counts[owners[0]] += 1;
+        }
+        for c in counts {
+            assert!((800..1_200).contains(&c), "uneven shares: {counts:?}");
+        }
+        assert_eq!(Shard::ALL.consumer(), "assist");
+        assert_eq!(shards[1].consumer(), "assist-2-of-3");
+    }
+
+    #[test]
+    fn derived_ids_are_stable_and_distinct() {
+        let t = Trigger {
+            call: CallId::new(),
+            event_id: EventId::new(),
+            seq: Seq::new(3),
+        };
+        assert_eq!(t.event_id("reply"), t.event_id("reply"));
+        assert_ne!(t.event_id("reply"), t.event_id("reply-failed"));
+        assert_ne!(t.derive("suggestion"), t.derive("reply"));
+    }
+}

@@ -1,0 +1,233 @@
+//! The prompts the worker sends, built from versioned files in `apps/earshot/prompts/`.
+//!
+//! A prompt file is a template: the part before the `----` line becomes the system message,
+//! the part after it the user message, and `{{name}}` placeholders are filled in. Changing a
+//! prompt means adding a new file (`reply.v2.md`) and pointing [`PROMPT_VERSION`] at it, so
+//! the behaviour of a stored suggestion can always be traced to the text that produced it.
+//!
+//! Only the call's state goes in, and the state holds only redacted text: the raw transcript
+//! never reaches this module, let alone a provider.
+//!
+//! (The filling is `str::replace` over a handful of fixed names: a template engine would add
+//! a dependency and an escaping language for nothing.)
+
+use domain::event::{EndReason, Speaker};
+use domain::state::ChecklistStatus;
+use domain::{CallState, CallStatus};
+use llm::{ChatRequest, Message};
+use rules::{RuleKind, Ruleset};
+use serde_json::{Value, json};
+
+/// The version of the prompt files in use.
+pub const PROMPT_VERSION: &str = "v1";
+
+const REPLY: &str = include_str!("../../prompts/reply.v1.md");
+const SUMMARY: &str = include_str!("../../prompts/summary.v1.md");
+
+/// The most transcript lines a reply prompt carries (the latest ones).
+pub const REPLY_TRANSCRIPT_LINES: usize = 40;
+/// The most transcript characters a summary prompt carries (the start and the end of a very
+/// long call are kept; the middle is elided with a marker).
+pub const SUMMARY_TRANSCRIPT_CHARS: usize = 24_000;
+
+/// The request for a suggested reply to the latest customer segment.
+pub fn reply_request(state: &CallState, ruleset: Option<&Ruleset>, max_tokens: u32) -> ChatRequest {
+    let lines = transcript_lines(state);
+    let from = lines.len().saturating_sub(REPLY_TRANSCRIPT_LINES);
+    let (system, user) = render(
+        REPLY,
+        &[
+            ("language", language(state)),
+            ("guidance", guidance(state, ruleset)),
+            ("transcript", lines[from..].join("\n")),
+        ],
+    );
+    let mut req = ChatRequest::new(vec![Message::system(system), Message::user(user)]);
+    req.max_tokens = Some(max_tokens);
+    req.temperature = Some(0.3);
+    req
+}
+
+/// The request for the end-of-call summary, with structured (JSON schema) output.
+pub fn summary_request(state: &CallState, max_tokens: u32) -> ChatRequest {
+    let lines = transcript_lines(state);
+    let segments = lines.len().to_string();
+    let end_reason = match state.ended.as_ref().map(|e| e.reason) {
+        Some(EndReason::Completed) => "completion",
+        Some(EndReason::Transferred) => "a transfer",
+        Some(EndReason::Dropped) => "the line dropping",
+        Some(EndReason::Abandoned) => "the customer abandoning",
+        None => "unknown",
+    };
+    let (system, user) = render(
+        SUMMARY,
+        &[
+            ("language", language(state)),
+            ("segments", segments),
+            ("end_reason", end_reason.to_owned()),
+            (
+                "transcript",
+                elide(&lines.join("\n"), SUMMARY_TRANSCRIPT_CHARS),
+            ),
+        ],
+    );
+    let mut req = ChatRequest::new(vec![Message::system(system), Message::user(user)])
+        .with_json_schema("call_summary", summary_schema());
+    req.max_tokens = Some(max_tokens);
+    req.temperature = Some(0.0);
+    req
+}
+
+/// The JSON schema of a summary answer (strict mode: every property required, no others).
+pub fn summary_schema() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["reason_for_call", "actions_taken", "next_steps", "disposition", "confidence"],
+        "properties": {
+            "reason_for_call": {"type": "string"},
+            "actions_taken": {"type": "array", "items": {"type": "string"}},
+            "next_steps": {"type": "array", "items": {"type": "string"}},
+            "disposition": {
+                "type": "string",
+                "enum": ["booked", "lead", "spam", "resolved", "escalated", "other"]
+            },
+            "confidence": {"type": "number"}
+        }
+    })
+}
+
+/// Fills `{{name}}` placeholders and splits at the `----` line: (system, user).
+fn render(template: &str, values: &[(&str, String)]) -> (String, String) {
+    let (system, user) = template
+        .split_once("\n----\n")
+        .expect("every prompt file has a ---- line");
+    let fill = |part: &str| {
+        let mut out = part.to_owned();
+        for (name, value) in values {
+            out = out.replace(&format!("{{{{{name}}}}}"), value);
+        }
+        out.trim().to_owned()
+    };
+    (fill(system), fill(user))
+}
+
+fn language(state: &CallState) -> String {
+    state
+        .info
+        .as_ref()
+        .map(|i| i.language.to_string())
+        .unwrap_or_else(|| "en".to_owned())
+}
+
+/// The final segments as `Agent: …` / `Customer: …` lines.
+fn transcript_lines(state: &CallState) -> Vec<String> {
+    state
+        .segments
+        .iter()
+        .filter(|s| s.segment.is_final)
+        .map(|s| {
+            let who = match s.segment.speaker {
+                Speaker::Agent => "Agent",
+                Speaker::Customer => "Customer",
+            };
+            format!("{who}: {}", s.segment.text.trim())
+        })
+        .collect()
+}
+
+/// What the ruleset says about this call so far: cards shown, prohibited claims already
+/// flagged, required questions missed or still open.
+fn guidance(state: &CallState, ruleset: Option<&Ruleset>) -> String {
+    let mut out = Vec::new();
+    for card in state.cards.iter().rev().take(3) {
+        out.push(format!(
+            "- Card shown: {}: {}",
+            card.card.title, card.card.body
+        ));
+    }
+    for alert in state.alerts.iter().rev().take(3) {
+        let mut line = format!("- The agent was warned: {}", alert.alert.message);
+        if let Some(c) = &alert.alert.correction {
+            line.push_str(&format!(" (say instead: {c})"));
+        }
+        out.push(line);
+    }
+    let title = |id: &domain::RuleId| -> String {
+        ruleset
+            .and_then(|r| r.rules().iter().find(|r| &r.id == id))
+            .and_then(|r| match &r.kind {
+                RuleKind::Required { title, .. } => Some(title.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| id.to_string())
+    };
+    for entry in state.checklist.values() {
+        if matches!(entry.status, ChecklistStatus::Missed { .. }) {
+            out.push(format!(
+                "- Required question MISSED so far: {}",
+                title(&entry.item.rule_id)
+            ));
+        }
+    }
+    if let Some(ruleset) = ruleset
+        && state.status == CallStatus::Live
+    {
+        for rule in ruleset.rules() {
+            if let RuleKind::Required { title, .. } = &rule.kind
+                && !state.checklist.contains_key(&rule.id)
+            {
+                out.push(format!("- Required question not asked yet: {title}"));
+            }
+        }
+    }
+    if out.is_empty() {
+        "(none)".to_owned()
+    } else {
+        out.join("\n")
+    }
+}
+
+/// Keeps the start and the end of `text` within `max` characters.
+fn elide(text: &str, max: usize) -> String {
+    let n = text.chars().count();
+    if n <= max {
+        return text.to_owned();
+    }
+    let head: String = text.chars().take(max / 3).collect();
+    let tail: String = text.chars().skip(n - (max - max / 3)).collect();
+    format!(
+        "{head}\n[… {} characters of the middle of the call left out …]\n{tail}",
+        n - max
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_placeholder_is_filled() {
+        let state = CallState::default();
+        let req = reply_request(&state, None, 100);
+        let summary = summary_request(&state, 100);
+        for r in [&req, &summary] {
+            for m in &r.messages {
+                assert!(!m.content.contains("{{"), "unfilled: {}", m.content);
+                assert!(!m.content.is_empty());
+            }
+        }
+        assert!(summary.json_schema.is_some());
+        assert!(req.json_schema.is_none());
+    }
+
+    #[test]
+    fn long_transcripts_keep_both_ends() {
+        let text: String = (0..5_000).map(|i| format!("{i} ")).collect();
+        let out = elide(&text, 1_000);
+        assert!(out.starts_with("0 1 2"));
+        assert!(out.ends_with("4999 "));
+        assert!(out.contains("left out"));
+        assert!(out.chars().count() < 1_100);
+    }
+}
