@@ -549,13 +549,24 @@ impl Pipeline {
     /// written in one append, each with the id the worker derived from its trigger, so a
     /// retry or a competing worker posting for the same trigger writes nothing. Commands the
     /// state already satisfies decide to nothing.
+    ///
+    /// `seen` is the version of the call the worker generated from: a session behind it (the
+    /// segments were written by another process) is reloaded first.
     pub async fn post_assist(
         &self,
         call: CallId,
+        seen: Seq,
         cause: EventId,
         posts: Vec<(EventId, Command)>,
     ) -> Result<CommandOutcome, PipelineError> {
         with_session!(self, call, |session| async {
+            if session.state.version < seen {
+                return Err(PipelineError::Store(StoreError::Conflict {
+                    call_id: call,
+                    expected: session.state.version,
+                    current: seen,
+                }));
+            }
             let tenant = match &session.state.info {
                 Some(info) => info.tenant.clone(),
                 None => return Err(PipelineError::NotFound),

@@ -219,6 +219,11 @@ impl Generator {
                             Err(e) => last = e,
                         }
                     }
+                    // Not JSON: an unusable answer, ask again.
+                    Err(e @ LlmError::MalformedJson { .. }) => {
+                        tries += attempts(&e);
+                        last = short(&e);
+                    }
                     Err(e) => {
                         tries += attempts(&e);
                         last = short(&e);

@@ -426,7 +426,7 @@ impl Worker {
             posts.push((trigger.event_id("reply"), Command::PostSuggestion(s)));
         }
         // Posting is not cancelled: a generated reply is worth keeping, with its seq.
-        self.post(trigger, posts).await;
+        self.post(trigger, state.version, posts).await;
     }
 
     async fn summary_job(self: Arc<Self>, trigger: Trigger) {
@@ -449,7 +449,7 @@ impl Worker {
             trigger.event_id("summary"),
             Command::PostSummary(out.summary),
         ));
-        self.post(trigger, posts).await;
+        self.post(trigger, state.version, posts).await;
     }
 
     /// The call's state from the log, retrying store errors until `cancel`.
@@ -472,7 +472,7 @@ impl Worker {
     /// Posts through the pipeline. Store errors are retried with backoff (the trigger stays
     /// pending meanwhile, so a crash redoes it); a refusal (the call ended before a reply
     /// was posted) is the end of it.
-    async fn post(&self, trigger: Trigger, posts: Vec<(EventId, Command)>) {
+    async fn post(&self, trigger: Trigger, seen: Seq, posts: Vec<(EventId, Command)>) {
         if posts.is_empty() {
             return;
         }
@@ -481,7 +481,7 @@ impl Worker {
         loop {
             match self
                 .pipeline
-                .post_assist(trigger.call, cause, posts.clone())
+                .post_assist(trigger.call, seen, cause, posts.clone())
                 .await
             {
                 Ok(_) => return,
