@@ -12,7 +12,7 @@
 # directory / database, SKIP_BUILD=1 skips the build, SERVER_BIN runs another earshot binary
 # (to compare a change), RUST_LOG is passed to the server, SPEAKER (agent; or customer,
 # alternate) is who says the segments (earshot-load --speaker; the server suggests replies
-# to customer segments only).
+# to customer segments only), SERVER_ARGS are extra `earshot serve` flags (e.g. --no-assist).
 # With an LLM provider in the loop: LLM_DELAY_MS (unset: no provider) starts
 # `earshot-load fake-llm` (an OpenAI-compatible fake answering after that many ms) on
 # LLM_PORT (18090) before the server, runs the server with
@@ -108,6 +108,10 @@ if [[ -n ${LLM_DELAY_MS:-} ]]; then
     server_args+=(--llm-base-url "http://127.0.0.1:$llm_port/v1" --llm-model fake-3s)
     load_args+=(--measure-suggestions
         --suggestion-wait "${SUGGESTION_WAIT:-$(( (LLM_DELAY_MS + 999) / 1000 + 7 ))}")
+fi
+if [[ -n ${SERVER_ARGS:-} ]]; then
+    read -r -a extra_server_args <<<"$SERVER_ARGS"
+    server_args+=("${extra_server_args[@]}")
 fi
 
 "${SERVER_BIN:-$target/release/earshot}" "${server_args[@]}" \

@@ -174,8 +174,19 @@ fn write_state(out: &mut String, s: &CallState) -> std::fmt::Result {
     if !s.suggestions.is_empty() {
         writeln!(out, "  suggestions: {}", s.suggestions.len())?;
     }
+    if !s.generation_failures.is_empty() {
+        writeln!(
+            out,
+            "  failed generations: {} (see generation_failed above)",
+            s.generation_failures.len()
+        )?;
+    }
     if let Some(sum) = &s.summary {
-        writeln!(out, "  summary: {}", sum.summary.reason_for_call)?;
+        writeln!(
+            out,
+            "  summary ({}/{}): {}",
+            sum.provider, sum.model, sum.summary.reason_for_call
+        )?;
     }
     if let Some(d) = &s.disposition {
         match &d.overridden_by {

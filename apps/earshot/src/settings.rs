@@ -147,6 +147,10 @@ pub struct AssistSettings {
     #[arg(long, env = "EARSHOT_ASSIST_DEBOUNCE_MS", default_value_t = 300)]
     pub assist_debounce_ms: u64,
 
+    /// Generations (provider requests) running at once; the rest wait.
+    #[arg(long, env = "EARSHOT_ASSIST_MAX_CONCURRENT", default_value_t = 256)]
+    pub assist_max_concurrent: usize,
+
     /// This worker's share of the calls, I/N (e.g. 2/3 with three workers). Each share
     /// keeps its own checkpoint.
     #[arg(long, env = "EARSHOT_ASSIST_SHARD", default_value = "1/1", value_parser = crate::worker::Shard::parse)]
@@ -213,6 +217,7 @@ impl AssistSettings {
         crate::worker::WorkerConfig {
             debounce: std::time::Duration::from_millis(self.assist_debounce_ms),
             shard: self.assist_shard,
+            max_concurrent: self.assist_max_concurrent.max(1),
             ..Default::default()
         }
     }

@@ -56,6 +56,10 @@ const ASSIST_NAMESPACE: Uuid = Uuid::from_u128(0x1c5e_7a0b_4f62_4d1e_9a83_5b27_e
 
 /// Events read from the log per query.
 const PAGE: usize = 1_000;
+/// Jobs in flight before the worker stops reading the log until some finish.
+const MAX_JOBS: usize = 4_096;
+/// How often the checkpoint is saved while jobs are in flight.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// Which share of the calls an instance takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +114,9 @@ pub struct WorkerConfig {
     pub shard: Shard,
     /// Stream suggestion drafts to the call's WebSocket followers (in-process only).
     pub stream_drafts: bool,
+    /// Generations running at once (the rest wait; a reply made stale while waiting is
+    /// dropped without a request).
+    pub max_concurrent: usize,
 }
 
 impl Default for WorkerConfig {
@@ -118,6 +125,7 @@ impl Default for WorkerConfig {
             debounce: Duration::from_millis(300),
             shard: Shard::ALL,
             stream_drafts: true,
+            max_concurrent: 256,
         }
     }
 }
@@ -152,7 +160,19 @@ pub struct Worker {
     /// Where drafts go; `None` in a standalone worker (no WebSockets in this process).
     hub: Option<Arc<Hub>>,
     config: WorkerConfig,
+    permits: Arc<tokio::sync::Semaphore>,
+    /// The state of each call the worker follows, folded from the events it reads, so a job
+    /// does not re-read its call from the store.
+    states: std::sync::Mutex<HashMap<CallId, Tracked>>,
 }
+
+struct Tracked {
+    state: CallState,
+    touched: Instant,
+}
+
+/// States untouched this long are dropped (a job reloads its call if it needs it again).
+const STATE_IDLE: Duration = Duration::from_secs(600);
 
 /// What a job is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,6 +199,14 @@ struct Jobs {
 }
 
 impl Jobs {
+    /// Everything before the oldest unfinished trigger, or all that was read.
+    fn safe_checkpoint(&self, read_to: GlobalPosition) -> GlobalPosition {
+        self.pending
+            .first()
+            .map(|p| GlobalPosition::new(p.get() - 1))
+            .unwrap_or(read_to)
+    }
+
     fn finished(&mut self, id: tokio::task::Id) {
         if let Some(r) = self.running.remove(&id) {
             self.pending.remove(&r.position);
@@ -198,6 +226,8 @@ impl Worker {
         config: WorkerConfig,
     ) -> Self {
         Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent.max(1))),
+            states: std::sync::Mutex::new(HashMap::new()),
             store,
             pipeline,
             generator,
@@ -261,9 +291,11 @@ impl Worker {
         let mut jobs = Jobs::default();
         let mut poll = tokio::time::interval(Duration::from_secs(1));
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut saved_at = Instant::now();
         loop {
-            // Read everything new, starting jobs for the triggers.
-            loop {
+            // Read everything new, starting jobs for the triggers; with too many jobs in
+            // flight (catching up on a long log), wait for some to finish first.
+            while jobs.running.len() < MAX_JOBS {
                 match self.store.read_all(read_to, PAGE).await {
                     Ok(page) => {
                         let full = page.len() == PAGE;
@@ -281,22 +313,30 @@ impl Worker {
                     }
                 }
             }
-            // The checkpoint may pass everything before the oldest unfinished trigger.
-            let safe = jobs
-                .pending
-                .first()
-                .map(|p| GlobalPosition::new(p.get() - 1))
-                .unwrap_or(read_to);
-            if safe > checkpoint {
+            // The checkpoint may pass everything before the oldest unfinished trigger. It is
+            // saved at most once a second (a write per wake-up would compete with ingest),
+            // and when the worker is idle, so a test or an operator sees it settle.
+            let safe = jobs.safe_checkpoint(read_to);
+            if safe > checkpoint
+                && (jobs.running.is_empty() || saved_at.elapsed() >= CHECKPOINT_EVERY)
+            {
                 match self.store.save_checkpoint(&name, safe).await {
-                    Ok(()) => checkpoint = safe,
+                    Ok(()) => {
+                        checkpoint = safe;
+                        saved_at = Instant::now();
+                    }
                     Err(e) => tracing::warn!(error = %e, "assist: cannot save the checkpoint"),
                 }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = wake.recv() => {}
-                _ = poll.tick() => {}
+                _ = poll.tick() => {
+                    self.states
+                        .lock()
+                        .expect("worker states")
+                        .retain(|_, t| t.touched.elapsed() < STATE_IDLE);
+                }
                 Some(done) = jobs.set.join_next_with_id(), if !jobs.set.is_empty() => {
                     let id = match &done {
                         Ok((id, ())) => *id,
@@ -313,6 +353,13 @@ impl Worker {
         }
         jobs.set.abort_all();
         while jobs.set.join_next().await.is_some() {}
+        // What finished is not redone on the next start.
+        let safe = jobs.safe_checkpoint(read_to);
+        if safe > checkpoint
+            && let Err(e) = self.store.save_checkpoint(&name, safe).await
+        {
+            tracing::warn!(error = %e, "assist: cannot save the checkpoint at shutdown");
+        }
     }
 
     /// Starts the job an event triggers, if any, cancelling the one it supersedes.
@@ -321,6 +368,7 @@ impl Worker {
         if !self.config.shard.owns(call) {
             return;
         }
+        self.track(&e);
         let task = match &e.event {
             CallEvent::SegmentAdded(s) if s.is_final && s.speaker == Speaker::Customer => {
                 Task::Reply
@@ -366,7 +414,7 @@ impl Worker {
         if sleep_or_cancel(self.config.debounce, &cancel).await {
             return;
         }
-        let Some(state) = self.load(trigger.call, &cancel).await else {
+        let Some(state) = self.state(trigger.call, trigger.seq, &cancel).await else {
             return;
         };
         // Stale: the call ended, or a newer customer segment has its own job.
@@ -410,6 +458,10 @@ impl Worker {
             }
             index += 1;
         };
+        let _permit = tokio::select! {
+            _ = cancel.cancelled() => return,
+            p = self.permits.acquire() => p.expect("the semaphore is never closed"),
+        };
         // A cancel drops the generation, and with it the provider's HTTP request.
         let reply = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -431,13 +483,21 @@ impl Worker {
 
     async fn summary_job(self: Arc<Self>, trigger: Trigger) {
         let never = CancellationToken::new();
-        let Some(state) = self.load(trigger.call, &never).await else {
+        let Some(state) = self.state(trigger.call, trigger.seq, &never).await else {
             return;
         };
+        // The call is over: nothing more to track once its summary is done.
+        let _forget = Forget(&self.states, trigger.call);
         if state.summary.is_some() || state.status != CallStatus::Ended {
             return;
         }
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let out = self.generator.summary(&state).await;
+        drop(permit);
         let mut posts = Vec::new();
         if let Some(f) = out.failure {
             posts.push((
@@ -450,6 +510,59 @@ impl Worker {
             Command::PostSummary(out.summary),
         ));
         self.post(trigger, state.version, posts).await;
+    }
+
+    /// Folds an event into its call's tracked state. A call is tracked from its first
+    /// event, or from when a job loaded it; a gap (events the worker skipped) drops it.
+    fn track(&self, e: &RecordedEvent) {
+        let mut states = self.states.lock().expect("worker states");
+        let call = e.meta.call_id;
+        match states.get_mut(&call) {
+            Some(t) if e.meta.seq == t.state.version.next() => {
+                t.state.apply(e);
+                t.touched = Instant::now();
+            }
+            Some(t) if e.meta.seq <= t.state.version => {}
+            Some(_) => {
+                states.remove(&call);
+            }
+            None if e.meta.seq == Seq::new(1) => {
+                let mut state = CallState::default();
+                state.apply(e);
+                states.insert(
+                    call,
+                    Tracked {
+                        state,
+                        touched: Instant::now(),
+                    },
+                );
+            }
+            None => {}
+        }
+    }
+
+    /// The call's state at `seq` or later: the tracked one, else read from the log.
+    async fn state(&self, call: CallId, seq: Seq, cancel: &CancellationToken) -> Option<CallState> {
+        if let Some(t) = self.states.lock().expect("worker states").get(&call)
+            && t.state.version >= seq
+        {
+            return Some(t.state.clone());
+        }
+        let loaded = self.load(call, cancel).await?;
+        let mut states = self.states.lock().expect("worker states");
+        if states
+            .get(&call)
+            .is_none_or(|t| t.state.version < loaded.version)
+        {
+            states.insert(
+                call,
+                Tracked {
+                    state: loaded.clone(),
+                    touched: Instant::now(),
+                },
+            );
+        }
+        Some(loaded)
     }
 
     /// The call's state from the log, retrying store errors until `cancel`.
@@ -521,6 +634,15 @@ impl Trigger {
 
     fn cause(&self) -> EventId {
         self.event_id
+    }
+}
+
+/// Drops a call's tracked state when dropped.
+struct Forget<'a>(&'a std::sync::Mutex<HashMap<CallId, Tracked>>, CallId);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.0.lock().expect("worker states").remove(&self.1);
     }
 }
 

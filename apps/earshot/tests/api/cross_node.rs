@@ -712,3 +712,121 @@ async fn cross_node_one_call_written_on_both_nodes_postgres() {
     drop((on_a, on_b));
     finish(db, vec![a, b]).await;
 }
+
+/// `earshot serve --no-assist` and a separate `earshot worker` process on one Postgres
+/// database, the worker asking a remote provider (a local Chat Completions server): the
+/// customer's segment gets the provider's suggestion and the ended call its summary, written
+/// by the worker process and seen by the server's subscribers. SIGTERM stops the worker
+/// cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_worker_serves_a_server_without_one_postgres() {
+    use crate::fake_llm::{FakeLlm, Step};
+    let Some(db) =
+        PgTestDb::create("api::cross_node::standalone_worker_serves_a_server_without_one_postgres")
+            .await
+    else {
+        return;
+    };
+    let llm = FakeLlm::start(
+        vec![Step::stream(vec!["Let me ", "book that ", "for you."])],
+        vec![Step::Complete(
+            json!({"reason_for_call": "The heater is broken.", "actions_taken": [],
+                   "next_steps": ["A technician visits tomorrow."], "disposition": "booked",
+                   "confidence": 0.8})
+            .to_string(),
+        )],
+    )
+    .await;
+    let server = node("node A", &db.url, true).await;
+    let base = llm.base_url();
+    // Not a server: it prints no address; `ServerProcess` is for `serve`, so run it here.
+    let mut worker = Command::new(assert_cmd::cargo::cargo_bin("earshot"));
+    worker
+        .args([
+            "worker",
+            "--llm-base-url",
+            &base,
+            "--llm-model",
+            "fake-model",
+        ])
+        .args(["--llm-provider", "fake", "--assist-debounce-ms", "50"])
+        .env("DATABASE_URL", &db.url)
+        .env("EARSHOT_LLM_API_KEY", "sk-test-not-a-real-key")
+        .env("RUST_LOG", "info,sqlx=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut worker = worker.spawn().expect("earshot worker starts");
+    let worker_err = Arc::new(Mutex::new(Vec::new()));
+    let reader = collect(worker.stderr.take().unwrap(), worker_err.clone(), None);
+
+    let admin = server.admin().to_owned();
+    let source = server.token(&admin, "service", "dialer").await;
+    let csr = server.token(&admin, "agent", "agent-7").await;
+    let call = server.start_call(&source).await;
+    let mut ws = server.ws(&csr).await;
+    ws.subscribe(&call, 0).await;
+    server
+        .ingest(
+            &source,
+            &call,
+            &segment(
+                "c1",
+                "customer",
+                "my heater is broken, can someone come tomorrow?",
+                0,
+            ),
+        )
+        .await;
+    let got = ws.events_until("reply_suggested").await;
+    let s = &got.last().unwrap()["data"];
+    assert_eq!(s["text"], "Let me book that for you.");
+    assert_eq!(s["provider"], "fake");
+    server
+        .ingest(
+            &source,
+            &call,
+            &segment("a1", "agent", "Booked for tomorrow morning.", 3_000),
+        )
+        .await;
+    server
+        .ingest(&source, &call, &segment("c2", "customer", "thanks", 6_000))
+        .await;
+    let (status, body) = server
+        .post(
+            &format!("/api/v1/calls/{call}/end"),
+            &source,
+            &json!({"reason": "completed"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let got = ws.events_until("summary_generated").await;
+    let summary = &got.last().unwrap()["data"];
+    assert_eq!(summary["provider"], "fake");
+    assert_eq!(summary["disposition"], "booked");
+    let (status, body) = server
+        .get(&format!("/api/v1/calls/{call}/summary"), &csr)
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let pid = worker.id().expect("running").to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(STOPPING, worker.wait())
+        .await
+        .expect("the worker stops after SIGTERM")
+        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+    let log = lock(&worker_err).join("\n");
+    assert!(status.success(), "worker exited with {status:?}:\n{log}");
+    assert!(log.contains("assist worker started"), "{log}");
+    assert!(
+        !log.contains("sk-test-not-a-real-key"),
+        "the key was logged:\n{log}"
+    );
+    drop(ws);
+    finish(db, vec![server]).await;
+}
