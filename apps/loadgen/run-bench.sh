@@ -19,7 +19,8 @@
 # `--llm-base-url http://127.0.0.1:$LLM_PORT/v1 --llm-model fake-3s`, and runs earshot-load
 # with --measure-suggestions (segment → first suggestion token, segment → suggestion posted)
 # and --suggestion-wait SUGGESTION_WAIT (LLM_DELAY_MS in whole seconds + 7). LLM_TOKENS (20)
-# and LLM_TOKEN_INTERVAL_MS (20) shape the fake's streamed answers. For example:
+# and LLM_TOKEN_INTERVAL_MS (20) shape the fake's streamed answers; LLM_NICE (10) is its
+# scheduling priority (it stands for a remote service, so it yields the CPU to the server). For example:
 #
 #   LLM_DELAY_MS=3000 SPEAKER=customer apps/loadgen/run-bench.sh sqlite 100
 # Exit status: earshot-load's (2 when anything was lost, duplicated or refused).
@@ -91,7 +92,9 @@ server_args=(serve --listen "127.0.0.1:$port")
 load_args=(--speaker "${SPEAKER:-agent}")
 if [[ -n ${LLM_DELAY_MS:-} ]]; then
     llm_port=${LLM_PORT:-18090}
-    "$target/release/earshot-load" fake-llm --listen "127.0.0.1:$llm_port" \
+    # The provider stands for a remote service: at a lower priority it takes only the CPU the
+    # server and the load tool leave (LLM_NICE, 10; 0 to compete on equal terms).
+    nice -n "${LLM_NICE:-10}" "$target/release/earshot-load" fake-llm --listen "127.0.0.1:$llm_port" \
         --delay-ms "$LLM_DELAY_MS" --tokens "${LLM_TOKENS:-20}" \
         --token-interval-ms "${LLM_TOKEN_INTERVAL_MS:-20}" 2>"$work/fake-llm.log" &
     llm_pid=$!
@@ -134,13 +137,14 @@ if [[ -z $token ]]; then
     exit 1
 fi
 
-# The server's CPU time (user + system, seconds) from /proc.
+# A process's CPU time (user + system, seconds) from /proc; the server's by default.
 cpu_seconds() {
-    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$server_pid/stat"
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/${1:-$server_pid}/stat"
 }
 
 echo "run-bench: $store, $calls calls, server pid $server_pid on port $port" >&2
 cpu_before=$(cpu_seconds)
+[[ -n $llm_pid ]] && llm_cpu_before=$(cpu_seconds "$llm_pid")
 status=0
 TIMEFORMAT="run-bench: earshot-load CPU: %U s user + %S s system over %R s"
 # The token goes in the environment, not on the command line (where `ps` would show it).
@@ -149,6 +153,10 @@ time EARSHOT_TOKEN=$token "$target/release/earshot-load" --url "http://127.0.0.1
     --duration "${DURATION:-30}" "${load_args[@]}" "$@" || status=$?
 cpu_after=$(cpu_seconds)
 echo "run-bench: server CPU during setup + run: $(awk -v a="$cpu_before" -v b="$cpu_after" 'BEGIN { printf "%.1f", b - a }') s (user + system)" >&2
+if [[ -n $llm_pid ]]; then
+    llm_cpu_after=$(cpu_seconds "$llm_pid")
+    echo "run-bench: fake LLM CPU during setup + run: $(awk -v a="$llm_cpu_before" -v b="$llm_cpu_after" 'BEGIN { printf "%.1f", b - a }') s (user + system)" >&2
+fi
 warnings=$(grep -c -E '"level":"(WARN|ERROR)"' "$work/server.log" || true)
 echo "run-bench: server log lines at WARN or ERROR: $warnings" >&2
 exit "$status"

@@ -58,6 +58,8 @@ const ASSIST_NAMESPACE: Uuid = Uuid::from_u128(0x1c5e_7a0b_4f62_4d1e_9a83_5b27_e
 const PAGE: usize = 1_000;
 /// Jobs in flight before the worker stops reading the log until some finish.
 const MAX_JOBS: usize = 4_096;
+/// The shortest interval between two reads of the log.
+const READ_EVERY: Duration = Duration::from_millis(50);
 /// How often the checkpoint is saved while jobs are in flight.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
@@ -292,25 +294,45 @@ impl Worker {
         let mut poll = tokio::time::interval(Duration::from_secs(1));
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut saved_at = Instant::now();
+        let now = tokio::time::Instant::now();
+        let mut read_at = now.checked_sub(READ_EVERY).unwrap_or(now);
+        let mut dirty = true;
         loop {
-            // Read everything new, starting jobs for the triggers; with too many jobs in
-            // flight (catching up on a long log), wait for some to finish first.
-            while jobs.running.len() < MAX_JOBS {
-                match self.store.read_all(read_to, PAGE).await {
-                    Ok(page) => {
-                        let full = page.len() == PAGE;
-                        for e in page {
-                            read_to = e.meta.global_position;
-                            self.consider(e, &mut jobs);
+            // Wake-ups come with every append; reading the log once per READ_EVERY at most
+            // costs the database one query instead of hundreds a second, and costs the
+            // suggestions nothing: their debounce counts from the trigger's commit time.
+            if dirty && read_at.elapsed() >= READ_EVERY {
+                read_at = tokio::time::Instant::now();
+                dirty = false;
+                // The read below covers every wake-up so far.
+                while !matches!(
+                    wake.try_recv(),
+                    Err(tokio::sync::broadcast::error::TryRecvError::Empty
+                        | tokio::sync::broadcast::error::TryRecvError::Closed)
+                ) {}
+                // Read everything new, starting jobs for the triggers; with too many jobs in
+                // flight (catching up on a long log), wait for some to finish first.
+                while jobs.running.len() < MAX_JOBS {
+                    match self.store.read_all(read_to, PAGE).await {
+                        Ok(page) => {
+                            let full = page.len() == PAGE;
+                            for e in page {
+                                read_to = e.meta.global_position;
+                                self.consider(e, &mut jobs);
+                            }
+                            if !full {
+                                break;
+                            }
                         }
-                        if !full {
+                        Err(e) => {
+                            tracing::warn!(error = %e, "assist: cannot read the log; retrying");
+                            dirty = true;
                             break;
                         }
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "assist: cannot read the log; retrying");
-                        break;
-                    }
+                }
+                if jobs.running.len() >= MAX_JOBS {
+                    dirty = true;
                 }
             }
             // The checkpoint may pass everything before the oldest unfinished trigger. It is
@@ -330,8 +352,10 @@ impl Worker {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = wake.recv() => {}
+                _ = wake.recv() => dirty = true,
+                _ = tokio::time::sleep_until(read_at + READ_EVERY), if dirty => {}
                 _ = poll.tick() => {
+                    dirty = true;
                     self.states
                         .lock()
                         .expect("worker states")
@@ -385,6 +409,7 @@ impl Worker {
         let trigger = Trigger {
             call,
             event_id: e.meta.event_id,
+            recorded_at: e.meta.recorded_at,
             seq: e.meta.seq,
         };
         let handle = match task {
@@ -411,7 +436,11 @@ impl Worker {
 
     async fn reply_job(self: Arc<Self>, trigger: Trigger, cancel: CancellationToken) {
         let started = Instant::now();
-        if sleep_or_cancel(self.config.debounce, &cancel).await {
+        // The debounce counts from the commit, not from when this worker read the event.
+        let age = (chrono::Utc::now() - trigger.recorded_at)
+            .to_std()
+            .unwrap_or_default();
+        if sleep_or_cancel(self.config.debounce.saturating_sub(age), &cancel).await {
             return;
         }
         let Some(state) = self.state(trigger.call, trigger.seq, &cancel).await else {
@@ -618,6 +647,7 @@ struct Trigger {
     call: CallId,
     event_id: EventId,
     seq: Seq,
+    recorded_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Trigger {
@@ -689,6 +719,7 @@ mod tests {
             call: CallId::new(),
             event_id: EventId::new(),
             seq: Seq::new(3),
+            recorded_at: chrono::Utc::now(),
         };
         assert_eq!(t.event_id("reply"), t.event_id("reply"));
         assert_ne!(t.event_id("reply"), t.event_id("reply-failed"));
