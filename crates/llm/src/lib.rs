@@ -20,6 +20,11 @@
 //!   offline provider; after a cool-down one probe call is let through (half-open), and its
 //!   outcome closes or re-opens the circuit.
 //!
+//! Over TLS the client offers HTTP/2 (ALPN) and uses it where the provider does: the worker
+//! cancels a reply whenever the customer speaks again, and with HTTP/2 a cancelled request is
+//! one reset stream on a kept connection, where HTTP/1.1 must close the connection and the
+//! next request pays a new TCP and TLS handshake.
+//!
 //! The API key is a [`secrecy::SecretString`]: it is sent as `Authorization: Bearer …` (or
 //! `api-key` for Azure), marked sensitive in the header map, and never printed by a `Debug`
 //! impl or an error.

@@ -706,3 +706,70 @@ async fn competing_workers_post_each_trigger_once(store: Arc<dyn Store>) {
     task.await.unwrap();
     app.stop().await.unwrap();
 }
+
+on_both_stores!(sharded_workers_split_the_calls);
+
+/// Two workers sharing the calls (`--assist-shard 1/2` and `2/2`): every ended call gets
+/// exactly one summary, from whichever worker owns it, and each share keeps its own
+/// checkpoint.
+async fn sharded_workers_split_the_calls(store: Arc<dyn Store>) {
+    let app = spawn_app(store.clone()).await;
+    let shutdown = CancellationToken::new();
+    let workers: Vec<_> = (1..=2)
+        .map(|index| {
+            let mut config = AssistConfig::default();
+            config.worker.debounce = Duration::from_millis(0);
+            config.worker.shard = earshot::worker::Shard { index, count: 2 };
+            let engines = Arc::new(earshot::engines::Engines::new(store.clone()));
+            let pipeline = Arc::new(earshot::pipeline::Pipeline::new(
+                store.clone(),
+                engines.clone(),
+                redact::Redactor::new(redact::Policy::default()).unwrap(),
+                4_000,
+            ));
+            let w = Worker::build(store.clone(), pipeline, engines, None, &config).unwrap();
+            tokio::spawn(w.run(shutdown.clone()))
+        })
+        .collect();
+    let t = app.token("service", "dialer").await;
+    let mut calls = Vec::new();
+    for _ in 0..8 {
+        let call = app.start_call(&t).await;
+        app.say(&t, &call, "c1", "customer", "my AC stopped cooling", 0)
+            .await;
+        end(&app, &t, &call).await;
+        calls.push(call);
+    }
+    for call in &calls {
+        wait_for(&app, call, "summary", |e| {
+            !of_kind(e, "summary_generated").is_empty()
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for call in &calls {
+        let e = events(&app, call).await;
+        assert_eq!(of_kind(&e, "summary_generated").len(), 1);
+    }
+    let head = store.head().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    for name in ["assist-1-of-2", "assist-2-of-2"] {
+        while store.load_checkpoint(name).await.unwrap() < head {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} stays behind the head"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(
+        store.load_checkpoint("assist").await.unwrap(),
+        domain::GlobalPosition::ZERO,
+        "sharded workers do not use the unsharded checkpoint"
+    );
+    shutdown.cancel();
+    for w in workers {
+        w.await.unwrap();
+    }
+    app.stop().await.unwrap();
+}
