@@ -1,12 +1,13 @@
-//! The command tree. One binary: `serve`, `migrate`, `events`, `rules check`; later issues
-//! add `replay` and `worker`.
+//! The command tree. One binary: `serve`, `worker`, `migrate`, `tenants`, `tokens`, `events`,
+//! `rules check` and `replay`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use domain::{CallId, Seq};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::{AssistSettings, ServerSettings, StoreSettings};
@@ -69,13 +70,76 @@ pub enum Command {
         #[arg(value_parser = parse_call_id)]
         call_id: CallId,
         /// Rebuild the state as it was right after this seq (0: before the first event).
-        #[arg(long, value_name = "SEQ")]
+        #[arg(long, value_name = "SEQ", conflicts_with = "follow")]
         at: Option<u64>,
-        /// Print one JSON document instead of text.
+        /// Print one JSON document instead of text (with --step or --follow: one JSON
+        /// document per event, one per line).
         #[arg(long)]
         json: bool,
+        /// After each event, print what it changed in the call's state (transcript, alerts,
+        /// checklist, cards, suggestions, summary and disposition).
+        #[arg(long)]
+        step: bool,
+        /// Then keep printing the call's new events as they are committed, until the call
+        /// has ended and its summary has arrived, or Ctrl-C / SIGTERM.
+        #[arg(long)]
+        follow: bool,
         #[command(flatten)]
         store: StoreSettings,
+    },
+    /// Replay transcripts into a running server as live calls and print what comes back;
+    /// with --calls N, run N calls at once and report latencies and any lost event.
+    ///
+    /// Each FILE is a transcript: the project's format (transcripts/*.json), a Harper
+    /// Valley transcript or an ABCD dialogue. Every file is read before anything is sent.
+    /// One call per FILE, one after the other: start it (source "replay"), stream its
+    /// segments over the WebSocket (ids s0001, s0002, ...), print each event as it arrives,
+    /// then end the call (reason completed) and wait for its summary. With --call the
+    /// segments go into that live call instead, and the call is ended too: the transcript
+    /// is over. A dropped connection is resumed (resubscribed from the last seq seen,
+    /// unacknowledged segments resent with the same ids).
+    ///
+    /// Exit code 0 when every summary arrived; 1 on a refused request, a connection that
+    /// could not be resumed, or a summary that never came; 2 (load mode) if a subscriber
+    /// lost or repeated an event.
+    Replay {
+        /// Transcript files.
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+        /// The server, e.g. http://127.0.0.1:8080.
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// An API token (agent, service or admin).
+        #[arg(long, env = "EARSHOT_TOKEN", hide_env_values = true, value_name = "T")]
+        token: String,
+        /// 1 real time, 2 twice as fast, 0.5 half speed; 0 as fast as possible (each segment
+        /// as soon as the previous one is acknowledged).
+        #[arg(long, default_value_t = 1.0, value_name = "X", value_parser = parse_speed)]
+        speed: f64,
+        /// Run N calls at once (the files round-robin), with a progress bar, then print a
+        /// latency report and check that no subscriber lost an event.
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        calls: u32,
+        /// The agent id the calls are started for.
+        #[arg(long, default_value = "replay", value_name = "ID", value_parser = parse_agent_id)]
+        agent: domain::AgentId,
+        /// Stream into this live call (e.g. one a browser panel opened) instead of starting
+        /// one; it is ended when the transcript is over.
+        #[arg(long, value_name = "CALL_ID", value_parser = parse_call_id, conflicts_with = "calls")]
+        call: Option<CallId>,
+        /// Send segments with POST /api/v1/calls/{id}/segments instead of the WebSocket.
+        #[arg(long)]
+        rest: bool,
+        /// Print each WebSocket `event` message as received, one JSON document per line
+        /// (with --calls: the report as one JSON document).
+        #[arg(long)]
+        json: bool,
+        /// Also show suggestion drafts as they stream.
+        #[arg(long, short)]
+        verbose: bool,
+        /// How long to wait for a call's summary after ending it.
+        #[arg(long, default_value_t = 20, value_name = "SECS")]
+        summary_timeout: u64,
     },
     /// Tenants: make one, with the built-in rulesets and an admin token (printed once).
     Tenants {
@@ -152,6 +216,19 @@ fn parse_call_id(s: &str) -> Result<CallId, String> {
     s.parse::<CallId>().map_err(|e| e.to_string())
 }
 
+fn parse_agent_id(s: &str) -> Result<domain::AgentId, String> {
+    domain::AgentId::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!(
+            "{s:?}: expected 0 (as fast as possible) or a positive number such as 1, 2 or 0.5"
+        )),
+    }
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
@@ -184,13 +261,73 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             call_id,
             at,
             json,
+            step,
+            follow,
             store,
         } => {
             let store = store.open().await?;
-            let out =
-                crate::events::render(store.as_ref(), call_id, at.map(Seq::new), json).await?;
-            print!("{out}");
-            Ok(())
+            if !step && !follow {
+                let out =
+                    crate::events::render(store.as_ref(), call_id, at.map(Seq::new), json).await?;
+                print!("{out}");
+                return Ok(());
+            }
+            let stop = CancellationToken::new();
+            if follow {
+                tokio::spawn(crate::server::cancel_on_signal(stop.clone()));
+            }
+            let options = crate::events::Options {
+                at: at.map(Seq::new),
+                json,
+                step,
+                follow,
+            };
+            crate::events::run(
+                store.as_ref(),
+                call_id,
+                &options,
+                &mut std::io::stdout(),
+                stop,
+            )
+            .await
+        }
+        Command::Replay {
+            files,
+            server,
+            token,
+            speed,
+            calls,
+            agent,
+            call,
+            rest,
+            json,
+            verbose,
+            summary_timeout,
+        } => {
+            let options = crate::replay::Options {
+                files,
+                server,
+                token: SecretString::from(token),
+                speed,
+                calls: calls as usize,
+                agent,
+                call,
+                rest,
+                json,
+                verbose,
+                summary_timeout: Duration::from_secs(summary_timeout),
+            };
+            match crate::replay::run(options).await? {
+                crate::replay::Outcome::Completed => Ok(()),
+                crate::replay::Outcome::EventsLost { lost, duplicated } => {
+                    // Exit code 2 tells a script "the server lost events", apart from the
+                    // 1 of any other failure; the report is already printed.
+                    eprintln!("error: {lost} event(s) lost and {duplicated} duplicated");
+                    use std::io::Write;
+                    let _ = std::io::stdout().flush();
+                    std::process::exit(2);
+                }
+            }
         }
         Command::Tenants {
             command: TenantsCommand::Create { id, name, store },

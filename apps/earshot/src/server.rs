@@ -112,6 +112,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .merge(crate::api::router())
+        .merge(crate::web::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", crate::api::ApiDoc::openapi()))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(crate::api::trace_requests))

@@ -422,3 +422,223 @@ async fn tenants_and_tokens_from_the_command_line() {
     assert_eq!(status, 201);
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn events_step_prints_what_each_event_changed() {
+    let db = TestStore::sqlite();
+    let call = seed_call(&db).await.to_string();
+
+    let text = stdout(
+        earshot()
+            .args(["events", &call, "--step"])
+            .env("DATABASE_URL", &db.url),
+    );
+    assert!(
+        text.contains(&format!("call {call}: all 4 events, step by step")),
+        "{text}"
+    );
+    // seq, event, then what changed in the state and what the event says.
+    for line in [
+        "    1 call_started             live — tenant=acme-hvac agent=agent-7",
+        "    2 segment_added            transcript 1 — seg-1 customer: my ac stopped cooling last night",
+        "    3 segment_added            transcript 2 — seg-2 agent: i guarantee we'll have it fixed today",
+        "    4 alert_raised             alerts 1 (1 open) — Critical no-guarantee: Never guarantee an outcome",
+    ] {
+        assert!(text.contains(line), "no {line:?} in\n{text}");
+    }
+    assert!(text.contains("state at seq 4: Live"), "{text}");
+
+    // Up to a seq, and as JSON lines: one per event, with the state's counts after it.
+    let out = stdout(
+        earshot()
+            .args(["events", &call, "--step", "--at", "3", "--json"])
+            .env("DATABASE_URL", &db.url),
+    );
+    let docs: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON document per line"))
+        .collect();
+    assert_eq!(docs.len(), 3, "{out}");
+    assert_eq!(docs[2]["seq"], 3);
+    assert_eq!(docs[2]["event"]["event"]["type"], "segment_added");
+    assert_eq!(docs[2]["state"]["segments"], 2);
+    assert_eq!(docs[2]["state"]["alerts"], 0);
+    assert_eq!(docs[0]["state"]["status"], "live");
+
+    earshot()
+        .args(["events", &call, "--follow", "--at", "2"])
+        .env("DATABASE_URL", &db.url)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
+}
+
+/// The call's ending and summary, as the pipeline and the assist worker would append them.
+async fn end_with_summary(store: &dyn store::EventStore, call: domain::CallId, after: u64) {
+    use domain::event::{CallEnded, Disposition, EndReason, Summary, SummaryGenerated};
+    use domain::{CallEvent, NewEvent, Seq, TenantId, testkit};
+    let tenant = TenantId::parse("acme-hvac").unwrap();
+    let events = [
+        testkit::segment(3, "no that's everything thanks", true),
+        CallEvent::CallEnded(CallEnded {
+            reason: EndReason::Completed,
+            by: domain::ActorId::parse("agent-7").unwrap(),
+        }),
+        CallEvent::SummaryGenerated(SummaryGenerated {
+            summary: Summary {
+                reason_for_call: "The AC stopped cooling.".into(),
+                actions_taken: vec!["Booked a visit.".into()],
+                next_steps: vec![],
+            },
+            disposition: Disposition::Booked,
+            confidence: 0.8,
+            provider: "offline".into(),
+            model: "extractive-v1".into(),
+        }),
+    ];
+    for (version, event) in (after..).zip(events) {
+        // One at a time, a little apart, as a live call's events come.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        store
+            .append(
+                call,
+                &tenant,
+                store::ExpectedVersion::Exact(Seq::new(version)),
+                vec![NewEvent::new(event)],
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// Starts `earshot events CALL --follow ARGS`; answers the child and a channel of its
+/// stdout lines.
+fn follow(
+    db: &TestStore,
+    call: &str,
+    args: &[&str],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("earshot"))
+        .args(["events", call, "--follow"])
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env("EARSHOT_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Lines until one contains `needle` (10 s at most), all of them returned.
+fn lines_until(rx: &std::sync::mpsc::Receiver<String>, needle: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no line with {needle:?} within 10 s: {seen:#?}"));
+        let done = line.contains(needle);
+        seen.push(line);
+        if done {
+            return seen;
+        }
+    }
+}
+
+/// Waits (10 s at most) for the child to exit; answers its status.
+fn exits(child: &mut std::process::Child) -> std::process::ExitStatus {
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("the follower did not exit within 10 s");
+}
+
+/// `--follow` prints the events so far, then each new one as another process commits it,
+/// and stops by itself once the call has ended and its summary arrived.
+async fn follow_until_the_summary(db: &TestStore) {
+    let call = seed_call(db).await;
+    let call_s = call.to_string();
+    let (mut child, rx) = follow(db, &call_s, &[]);
+    let before = lines_until(&rx, "alert_raised");
+    assert!(
+        before[0].contains("then new ones as they come"),
+        "{before:#?}"
+    );
+    let store = db.open().await;
+    end_with_summary(store.as_ref(), call, 4).await;
+    let mut after = lines_until(&rx, "state at seq 7: Ended");
+    assert!(exits(&mut child).success());
+    // The rest of its output, up to the end of the pipe.
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        after.push(line);
+    }
+    let text = after.join("\n");
+    for needle in [
+        "segment_added",
+        "no that's everything thanks",
+        "call_ended",
+        "summary_generated",
+        "disposition: Booked",
+    ] {
+        assert!(text.contains(needle), "no {needle:?} in\n{text}");
+    }
+
+    // With --step --json: one document per event, old and new, the last with the summary.
+    let call = seed_call(db).await;
+    let (mut child, rx) = follow(db, &call.to_string(), &["--step", "--json"]);
+    lines_until(&rx, "\"seq\":4");
+    end_with_summary(store.as_ref(), call, 4).await;
+    let last = lines_until(&rx, "\"seq\":7").pop().unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(doc["event"]["event"]["type"], "summary_generated");
+    assert_eq!(doc["state"]["summary"], true);
+    assert_eq!(doc["state"]["disposition"], "booked (80%)");
+    assert!(exits(&mut child).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_follow_until_the_summary_sqlite() {
+    let db = TestStore::sqlite();
+    follow_until_the_summary(&db).await;
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_follow_until_the_summary_postgres() {
+    let Some(db) = TestStore::postgres("api::events_follow_until_the_summary_postgres").await
+    else {
+        return;
+    };
+    follow_until_the_summary(&db).await;
+    db.finish().await;
+}
+
+/// A call that goes on is followed until Ctrl-C or SIGTERM, which ends it cleanly.
+#[tokio::test]
+async fn events_follow_stops_on_sigterm() {
+    let db = TestStore::sqlite();
+    let call = seed_call(&db).await.to_string();
+    let (mut child, rx) = follow(&db, &call, &[]);
+    lines_until(&rx, "alert_raised");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "still following");
+    StdCommand::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(exits(&mut child).success());
+}
