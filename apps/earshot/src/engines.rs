@@ -69,15 +69,8 @@ impl Engines {
         if let Some(r) = self.parsed.lock().expect("ruleset cache").get(&key) {
             return Ok(r.clone());
         }
-        let stored = self
-            .directory
-            .ruleset(tenant, &reference.id, reference.version)
-            .await?
-            .ok_or_else(|| {
-                EngineError::Missing(format!("{}@{}", reference.id, reference.version))
-            })?;
-        let file = format!("{}@{}", reference.id, reference.version);
-        let ruleset = Arc::new(rules::parse_ruleset(&file, &stored.source)?);
+        let (file, source) = self.source(tenant, reference).await?;
+        let ruleset = Arc::new(rules::parse_ruleset(&file, &source)?);
         self.parsed
             .lock()
             .expect("ruleset cache")
@@ -96,16 +89,8 @@ impl Engines {
         if let Some(e) = self.compiled.lock().expect("engine cache").get(&key) {
             return Ok(e.clone());
         }
-        let stored = self
-            .directory
-            .ruleset(tenant, &reference.id, reference.version)
-            .await?
-            .ok_or_else(|| {
-                EngineError::Missing(format!("{}@{}", reference.id, reference.version))
-            })?;
-        let file = format!("{}@{}", reference.id, reference.version);
+        let (file, source) = self.source(tenant, reference).await?;
         // Compiling is CPU work of a few milliseconds: keep it off the async workers.
-        let source = stored.source;
         let engine = tokio::task::spawn_blocking(move || compile(&file, &source).map(|c| c.1))
             .await
             .expect("ruleset compilation panicked")?;
@@ -116,6 +101,21 @@ impl Engines {
             .entry(key)
             .or_insert_with(|| engine.clone());
         Ok(engine)
+    }
+
+    /// A ruleset version's YAML from the directory, with the name errors give it.
+    async fn source(
+        &self,
+        tenant: &TenantId,
+        reference: &RulesetRef,
+    ) -> Result<(String, String), EngineError> {
+        let file = format!("{}@{}", reference.id, reference.version);
+        let stored = self
+            .directory
+            .ruleset(tenant, &reference.id, reference.version)
+            .await?
+            .ok_or_else(|| EngineError::Missing(file.clone()))?;
+        Ok((file, stored.source))
     }
 
     /// Keeps an engine compiled elsewhere (after validating an upload) for later calls.

@@ -60,14 +60,19 @@ fn summary_json() -> String {
 
 /// The call's events (up to 1000), in seq order.
 async fn events(app: &TestApp, call: &str) -> Vec<Value> {
-    let (status, body) = app
-        .get(
-            &format!("/api/v1/calls/{call}/events?limit=1000"),
-            &app.admin,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["events"].as_array().unwrap().clone()
+    app.events(call).await
+}
+
+/// A worker with its own pipeline on `store`, as a separate `earshot worker` process has.
+fn standalone_worker(store: &Arc<dyn Store>, config: &AssistConfig) -> Arc<Worker> {
+    let engines = Arc::new(earshot::engines::Engines::new(store.clone()));
+    let pipeline = Arc::new(earshot::pipeline::Pipeline::new(
+        store.clone(),
+        engines.clone(),
+        redact::Redactor::new(redact::Policy::default()).unwrap(),
+        4_000,
+    ));
+    Worker::build(store.clone(), pipeline, engines, None, config).unwrap()
 }
 
 fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -587,18 +592,9 @@ async fn competing_workers_post_each_trigger_once(store: Arc<dyn Store>) {
     let shutdown = CancellationToken::new();
     let mut config = AssistConfig::default();
     config.worker.debounce = Duration::from_millis(0);
-    let start_worker = |config: &AssistConfig| {
-        let engines = Arc::new(earshot::engines::Engines::new(store.clone()));
-        let pipeline = Arc::new(earshot::pipeline::Pipeline::new(
-            store.clone(),
-            engines.clone(),
-            redact::Redactor::new(redact::Policy::default()).unwrap(),
-            4_000,
-        ));
-        let w = Worker::build(store.clone(), pipeline, engines, None, config).unwrap();
-        tokio::spawn(w.run(shutdown.clone()))
-    };
-    let workers: Vec<_> = (0..3).map(|_| start_worker(&config)).collect();
+    let workers: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(standalone_worker(&store, &config).run(shutdown.clone())))
+        .collect();
 
     let t = app.token("service", "dialer").await;
     let mut calls = Vec::new();
@@ -684,15 +680,7 @@ async fn competing_workers_post_each_trigger_once(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let again = CancellationToken::new();
-    let engines = Arc::new(earshot::engines::Engines::new(store.clone()));
-    let pipeline = Arc::new(earshot::pipeline::Pipeline::new(
-        store.clone(),
-        engines.clone(),
-        redact::Redactor::new(redact::Policy::default()).unwrap(),
-        4_000,
-    ));
-    let w = Worker::build(store.clone(), pipeline, engines, None, &config).unwrap();
-    let task = tokio::spawn(w.run(again.clone()));
+    let task = tokio::spawn(standalone_worker(&store, &config).run(again.clone()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while store.load_checkpoint("assist").await.unwrap() < head {
         assert!(
@@ -720,15 +708,7 @@ async fn sharded_workers_split_the_calls(store: Arc<dyn Store>) {
             let mut config = AssistConfig::default();
             config.worker.debounce = Duration::from_millis(0);
             config.worker.shard = earshot::worker::Shard { index, count: 2 };
-            let engines = Arc::new(earshot::engines::Engines::new(store.clone()));
-            let pipeline = Arc::new(earshot::pipeline::Pipeline::new(
-                store.clone(),
-                engines.clone(),
-                redact::Redactor::new(redact::Policy::default()).unwrap(),
-                4_000,
-            ));
-            let w = Worker::build(store.clone(), pipeline, engines, None, &config).unwrap();
-            tokio::spawn(w.run(shutdown.clone()))
+            tokio::spawn(standalone_worker(&store, &config).run(shutdown.clone()))
         })
         .collect();
     let t = app.token("service", "dialer").await;

@@ -130,6 +130,18 @@ impl TestApp {
     pub async fn ws(&self, token: &str) -> Ws {
         Ws::connect(&self.ws_url(token)).await
     }
+
+    /// The call's events (up to 1000) in seq order, read with the admin token.
+    pub async fn events(&self, call: &str) -> Vec<Value> {
+        let (status, body) = self
+            .get(
+                &format!("/api/v1/calls/{call}/events?limit=1000"),
+                &self.admin,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["events"].as_array().unwrap().clone()
+    }
 }
 
 /// Builds the server on port 0 over `store` (a fresh one: the first start makes the

@@ -90,14 +90,7 @@ fn call_id_of(stdout: &str) -> String {
 
 /// The call's whole log.
 async fn log(app: &TestApp, call: &str) -> Vec<Value> {
-    let (status, body) = app
-        .get(
-            &format!("/api/v1/calls/{call}/events?limit=1000"),
-            &app.admin,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["events"].as_array().unwrap().clone()
+    app.events(call).await
 }
 
 /// The segment ids of the log's `segment_added` events, in seq order.
