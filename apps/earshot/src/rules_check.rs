@@ -173,18 +173,20 @@ fn line(e: &CallEvent) -> String {
         )
         .replace("Critical", "CRITICAL"),
         CallEvent::ChecklistItemCompleted(c) => format!("done  {}", c.item.rule_id),
-        CallEvent::ChecklistItemMissed(m) => format!(
-            "MISSED {} ({})",
-            m.item.rule_id,
-            match &m.reason {
-                MissReason::CallEnded => "the call ended without it".to_owned(),
-                MissReason::Deadline { after_ms } =>
-                    format!("not done within {} s", after_ms / 1_000),
-                MissReason::PrecededBy { rule_id } => format!("{rule_id} came first"),
-            }
-        ),
+        CallEvent::ChecklistItemMissed(m) => {
+            format!("MISSED {} ({})", m.item.rule_id, miss_reason(&m.reason))
+        }
         CallEvent::GuidanceCardShown(c) => format!("CARD  {}: {}", c.title, c.body.trim()),
         other => other.event_type().to_owned(),
+    }
+}
+
+/// Why a required item was missed, in words (also printed by `replay`).
+pub fn miss_reason(reason: &MissReason) -> String {
+    match reason {
+        MissReason::CallEnded => "the call ended without it".to_owned(),
+        MissReason::Deadline { after_ms } => format!("not done within {} s", after_ms / 1_000),
+        MissReason::PrecededBy { rule_id } => format!("{rule_id} came first"),
     }
 }
 

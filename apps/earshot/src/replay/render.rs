@@ -2,7 +2,7 @@
 //! of its own (`mm:ss.t  speaker: text`), what it caused indented under it.
 
 use domain::CallEvent;
-use domain::event::{MissReason, Severity};
+use domain::event::Severity;
 
 use super::client::speaker_name;
 use super::link::EventMsg;
@@ -73,12 +73,7 @@ pub fn lines(e: &EventMsg) -> Vec<String> {
         CallEvent::ChecklistItemMissed(m) => one(format!(
             "{INDENT}MISSED {} ({})",
             m.item.rule_id,
-            match &m.reason {
-                MissReason::CallEnded => "the call ended without it".to_owned(),
-                MissReason::Deadline { after_ms } =>
-                    format!("not done within {} s", after_ms / 1_000),
-                MissReason::PrecededBy { rule_id } => format!("{rule_id} came first"),
-            }
+            crate::rules_check::miss_reason(&m.reason)
         )),
         CallEvent::GuidanceCardShown(c) => {
             one(format!("{INDENT}CARD  {}: {}", c.title, c.body.trim()))
