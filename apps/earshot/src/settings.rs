@@ -151,6 +151,11 @@ pub struct AssistSettings {
     #[arg(long, env = "EARSHOT_ASSIST_MAX_CONCURRENT", default_value_t = 256)]
     pub assist_max_concurrent: usize,
 
+    /// The nice value (0–19) of the thread the generations run on: higher gives ingest and
+    /// the rules the CPU first when the cores are busy; 0 keeps the process's priority.
+    #[arg(long, env = "EARSHOT_ASSIST_NICE", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub assist_nice: i32,
+
     /// This worker's share of the calls, I/N (e.g. 2/3 with three workers). Each share
     /// keeps its own checkpoint.
     #[arg(long, env = "EARSHOT_ASSIST_SHARD", default_value = "1/1", value_parser = crate::worker::Shard::parse)]
@@ -218,6 +223,7 @@ impl AssistSettings {
             debounce: std::time::Duration::from_millis(self.assist_debounce_ms),
             shard: self.assist_shard,
             max_concurrent: self.assist_max_concurrent.max(1),
+            nice: self.assist_nice,
             ..Default::default()
         }
     }

@@ -102,7 +102,9 @@ impl Generator {
         }
     }
 
-    async fn ruleset(&self, state: &CallState) -> Option<Arc<Ruleset>> {
+    /// The call's ruleset (from the engines' cache, else the store); `None` (logged) when it
+    /// cannot be had: the reply is made without it.
+    pub async fn ruleset(&self, state: &CallState) -> Option<Arc<Ruleset>> {
         let info = state.info.as_ref()?;
         match self.engines.ruleset(&info.tenant, &info.ruleset).await {
             Ok(r) => Some(r),
@@ -118,16 +120,15 @@ impl Generator {
     pub async fn reply(
         &self,
         state: &CallState,
+        ruleset: Option<&Ruleset>,
         suggestion_id: SuggestionId,
         on_delta: &mut (dyn for<'s> FnMut(&'s str) + Send),
     ) -> Reply {
-        let ruleset = self.ruleset(state).await;
         let based_on_seq = state.version;
         let started = Instant::now();
         let mut failure = None;
         if let Some(remote) = &self.remote {
-            let req =
-                prompts::reply_request(state, ruleset.as_deref(), self.config.reply_max_tokens);
+            let req = prompts::reply_request(state, ruleset, self.config.reply_max_tokens);
             let result = remote.stream(req, on_delta).await;
             let outcome: Result<(), (String, u32)> = match result {
                 Ok(c) => {
@@ -168,7 +169,7 @@ impl Generator {
                 });
             }
         }
-        let offline = assist::suggest_with(state, ruleset.as_deref()).map(|s| ReplySuggested {
+        let offline = assist::suggest_with(state, ruleset).map(|s| ReplySuggested {
             suggestion_id,
             text: s.text,
             based_on_seq,

@@ -9,7 +9,9 @@
 //!   debounce; a newer customer segment cancels the scheduled or in-flight one (dropping its
 //!   HTTP request), and so does the end of the call. `call_ended` schedules the summary.
 //! - **Never in the way.** Generation runs in tasks of its own; ingest and the rules never
-//!   wait for it. The worker's only write is one short append per generation.
+//!   wait for it. It runs on a runtime of its own whose thread has a lower scheduling
+//!   priority (`nice`, default 10), so on contended cores ingest gets the CPU first. The
+//!   worker's only write is one short append per generation.
 //! - **Idempotent.** Every event the worker writes has an id derived from the event that
 //!   triggered it (and the suggestion id too), so a retry, a restart that re-reads from the
 //!   checkpoint, or a second worker on the same trigger writes nothing new.
@@ -26,8 +28,10 @@
 //!
 //! - `mod.rs`: [`Worker`], [`WorkerConfig`], [`Shard`], the trigger loop and the jobs.
 //! - `generate`: [`Generator`], which asks the remote provider and falls back to offline.
+//! - `background`: the low-priority runtime the generations run on.
 //! - `prompts`: the prompt templates (files in `apps/earshot/prompts/`).
 
+mod background;
 pub mod generate;
 pub mod prompts;
 
@@ -119,6 +123,8 @@ pub struct WorkerConfig {
     /// Generations running at once (the rest wait; a reply made stale while waiting is
     /// dropped without a request).
     pub max_concurrent: usize,
+    /// The nice value of the thread the generations run on (0: the process's own priority).
+    pub nice: i32,
 }
 
 impl Default for WorkerConfig {
@@ -128,6 +134,7 @@ impl Default for WorkerConfig {
             shard: Shard::ALL,
             stream_drafts: true,
             max_concurrent: 256,
+            nice: 10,
         }
     }
 }
@@ -159,6 +166,8 @@ pub struct Worker {
     store: Arc<dyn Store>,
     pipeline: Arc<Pipeline>,
     generator: Arc<Generator>,
+    /// Where the generations run: its own runtime, at a lower priority.
+    background: background::Background,
     /// Where drafts go; `None` in a standalone worker (no WebSockets in this process).
     hub: Option<Arc<Hub>>,
     config: WorkerConfig,
@@ -226,8 +235,9 @@ impl Worker {
         generator: Arc<Generator>,
         hub: Option<Arc<Hub>>,
         config: WorkerConfig,
-    ) -> Self {
-        Self {
+    ) -> std::io::Result<Self> {
+        Ok(Self {
+            background: background::Background::new(config.nice)?,
             permits: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent.max(1))),
             states: std::sync::Mutex::new(HashMap::new()),
             store,
@@ -235,7 +245,7 @@ impl Worker {
             generator,
             hub,
             config,
-        }
+        })
     }
 
     /// A worker with the provider `config` names (or the offline one).
@@ -261,13 +271,10 @@ impl Worker {
             redactor,
             config.generate.clone(),
         ));
-        Ok(Arc::new(Worker::new(
-            store,
-            pipeline,
-            generator,
-            hub,
-            config.worker.clone(),
-        )))
+        Ok(Arc::new(
+            Worker::new(store, pipeline, generator, hub, config.worker.clone())
+                .map_err(|e| anyhow::anyhow!("starting the assist runtime: {e}"))?,
+        ))
     }
 
     /// Follows the log from the checkpoint until `shutdown`. Store errors are retried (the
@@ -465,10 +472,15 @@ impl Worker {
         {
             return;
         }
+        // The ruleset comes from the engines' cache, or the store: read here, on the
+        // server's runtime, so the generation's own runtime never opens a store connection.
+        let ruleset = self.generator.ruleset(&state).await;
         let hub = self.hub.clone().filter(|_| self.config.stream_drafts);
+        let based_on_seq = state.version;
+        let call = trigger.call;
         let mut index = 0u32;
         let mut first = true;
-        let mut on_delta = |delta: &str| {
+        let mut on_delta = move |delta: &str| {
             if first {
                 first = false;
                 metrics::histogram!("earshot_assist_first_token_seconds")
@@ -478,9 +490,9 @@ impl Worker {
                 hub.publish_draft(&SuggestionDraft {
                     v: PROTOCOL_VERSION,
                     kind_of_message: "suggestion_draft",
-                    call_id: trigger.call,
+                    call_id: call,
                     suggestion_id,
-                    based_on_seq: state.version,
+                    based_on_seq,
                     index,
                     delta,
                 });
@@ -491,10 +503,19 @@ impl Worker {
             _ = cancel.cancelled() => return,
             p = self.permits.acquire() => p.expect("the semaphore is never closed"),
         };
+        let generator = self.generator.clone();
+        let generation = async move {
+            generator
+                .reply(&state, ruleset.as_deref(), suggestion_id, &mut on_delta)
+                .await
+        };
         // A cancel drops the generation, and with it the provider's HTTP request.
         let reply = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = self.generator.reply(&state, suggestion_id, &mut on_delta) => r,
+            r = self.background.run(generation) => match r {
+                Some(r) => r,
+                None => return,
+            },
         };
         let mut posts = Vec::new();
         if let Some(f) = reply.failure {
@@ -507,7 +528,7 @@ impl Worker {
             posts.push((trigger.event_id("reply"), Command::PostSuggestion(s)));
         }
         // Posting is not cancelled: a generated reply is worth keeping, with its seq.
-        self.post(trigger, state.version, posts).await;
+        self.post(trigger, based_on_seq, posts).await;
     }
 
     async fn summary_job(self: Arc<Self>, trigger: Trigger) {
@@ -525,8 +546,15 @@ impl Worker {
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let out = self.generator.summary(&state).await;
+        let generator = self.generator.clone();
+        let version = state.version;
+        let out = self
+            .background
+            .run(async move { generator.summary(&state).await })
+            .await;
         drop(permit);
+        // The task panicked (logged): the trigger is done; a restart would redo it.
+        let Some(out) = out else { return };
         let mut posts = Vec::new();
         if let Some(f) = out.failure {
             posts.push((
@@ -538,7 +566,7 @@ impl Worker {
             trigger.event_id("summary"),
             Command::PostSummary(out.summary),
         ));
-        self.post(trigger, state.version, posts).await;
+        self.post(trigger, version, posts).await;
     }
 
     /// Folds an event into its call's tracked state. A call is tracked from its first
