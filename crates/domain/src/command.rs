@@ -56,6 +56,8 @@ pub enum Command {
 
 /// The longest suggested reply accepted, in characters.
 pub const MAX_SUGGESTION_CHARS: usize = 2_000;
+/// The longest note on a disposition override, in characters.
+pub const MAX_NOTE_CHARS: usize = 2_000;
 /// The longest summary line (reason, action or next step) accepted, in characters.
 pub const MAX_SUMMARY_LINE_CHARS: usize = 1_000;
 /// The most actions or next steps in one summary.
@@ -178,11 +180,11 @@ pub fn decide(state: &CallState, command: Command) -> Result<Vec<CallEvent>, Dom
                 CallStatus::Ended => {}
             }
             if let Some(n) = &note
-                && n.chars().count() > 2_000
+                && n.chars().count() > MAX_NOTE_CHARS
             {
                 return Err(DomainError::invalid(
                     "note",
-                    "must be at most 2000 characters",
+                    format!("must be at most {MAX_NOTE_CHARS} characters"),
                 ));
             }
             Ok(vec![CallEvent::DispositionOverridden(

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, TimeZone, Utc};
+use domain::command::MAX_NOTE_CHARS;
 use domain::event::{CallSource, Disposition, EndReason, RulesetRef, Verdict};
 use domain::{
     AgentId, AlertId, CallId, CallListing, CallState, CallStatus, Command, LanguageTag, Role,
@@ -16,8 +17,9 @@ use store::CallQuery;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiQuery, param};
+use super::extract::{ApiJson, ApiQuery, RawBody, param};
 use super::ingest::INGEST_ROLES;
+use super::schema;
 use super::{TraceCtx, call_id, origin};
 use crate::auth::Principal;
 use crate::hub::event_message;
@@ -30,14 +32,18 @@ const DISPOSITION_ROLES: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin]
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct StartCallBody {
-    /// Your own id for the call (a UUID), so that a retried start is recognised. Omit it to
-    /// get a fresh one.
+    /// Your own id for the call (a UUID, not the nil one), so that a retried start is
+    /// recognised. Omit it to get a fresh one.
+    #[schema(value_type = Option<schema::Id>)]
     pub call_id: Option<String>,
     /// The CSR on the call. Defaults to the token's holder for an agent token.
+    #[schema(value_type = Option<schema::Label>)]
     pub agent_id: Option<String>,
     /// BCP 47 language tag; default `en-US`.
+    #[schema(value_type = Option<schema::Language>)]
     pub language: Option<String>,
     /// `manual`, `replay` or `telephony`; default `manual`.
+    #[schema(value_type = Option<schema::CallSource>)]
     pub source: Option<String>,
     /// A ruleset version of the tenant; default the tenant's active ruleset.
     pub ruleset: Option<RulesetRefBody>,
@@ -46,7 +52,9 @@ pub struct StartCallBody {
 #[derive(Deserialize, Serialize, ToSchema, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct RulesetRefBody {
+    #[schema(value_type = schema::Slug)]
     pub id: String,
+    #[schema(minimum = 1)]
     pub version: u32,
 }
 
@@ -77,8 +85,12 @@ pub struct StartCallResponse {
     responses(
         (status = 201, description = "Started", body = StartCallResponse),
         (status = 200, description = "Already started with this id (a retry)", body = StartCallResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 403, description = "Supervisor tokens do not start calls", body = ErrorBody),
         (status = 409, description = "call_id is taken", body = ErrorBody),
-        (status = 422, description = "A field is invalid", body = ErrorBody),
+        (status = 413, description = "The body is over the server's limit", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "A field is invalid, or names a ruleset version the tenant does not have; `field` names it", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -162,14 +174,21 @@ pub async fn start_call(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `live` or `ended`.
+    #[param(value_type = Option<schema::CallStatus>)]
     pub status: Option<String>,
     /// Only this agent's calls.
+    #[param(value_type = Option<schema::Label>)]
     pub agent: Option<String>,
     /// Only calls started at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub since: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(
+        pattern = "^[0-9]{1,16}_(?!00000000-0000-0000-0000-000000000000$)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    )]
     pub cursor: Option<String>,
 }
 
@@ -190,7 +209,7 @@ pub struct CallList {
     params(ListQuery),
     responses(
         (status = 200, body = CallList),
-        (status = 422, description = "A parameter is invalid", body = ErrorBody),
+        (status = 422, description = "A parameter is invalid or unknown; `field` names it", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -240,7 +259,9 @@ fn parse_cursor(s: &str) -> Result<(DateTime<Utc>, CallId), &'static str> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct StateQuery {
-    /// Rebuild the state as it was right after this seq (0: before the first event).
+    /// Rebuild the state as it was right after this seq (0: before the first event); at most
+    /// the call's latest seq.
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9223372036854775807_i64)]
     pub as_of: Option<String>,
 }
 
@@ -259,10 +280,11 @@ pub struct CallStateResponse {
 /// Get a call's state, rebuilt from its log (now, or at `as_of`).
 #[utoipa::path(
     get, path = "/api/v1/calls/{call_id}", tag = "calls",
-    params(("call_id" = String, Path,), StateQuery),
+    params(("call_id" = schema::Id, Path, description = "The call's id"), StateQuery),
     responses(
         (status = 200, body = CallStateResponse),
         (status = 404, description = "No such call in your tenant", body = ErrorBody),
+        (status = 422, description = "`call_id` is not a UUID, `as_of` is past the call's latest seq, or a parameter is unknown", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -273,7 +295,7 @@ pub async fn get_call(
     ApiQuery(q): ApiQuery<StateQuery>,
 ) -> Result<Json<CallStateResponse>, ApiError> {
     let call = call_id(&call)?;
-    let as_of = param("as_of", q.as_of.as_deref(), |s| s.parse::<Seq>())?;
+    let as_of = seq_param("as_of", q.as_of.as_deref())?;
     let events = store::load_stream(state.store.as_ref(), call, None).await?;
     check_tenant(&events, &principal)?;
     let top_seq = events.last().map(|e| e.meta.seq).unwrap_or(Seq::ZERO);
@@ -293,6 +315,15 @@ pub async fn get_call(
     }))
 }
 
+/// A seq in a query string: 0 to `i64::MAX`, as the document says (`int64`) and as the stores
+/// hold seqs.
+fn seq_param(name: &str, value: Option<&str>) -> Result<Option<Seq>, ApiError> {
+    param(name, value, |s| match s.parse::<Seq>() {
+        Ok(seq) if i64::try_from(seq.get()).is_ok() => Ok(seq),
+        _ => Err("must be a whole number from 0 to 9223372036854775807"),
+    })
+}
+
 /// 404 unless the first event is a start in the caller's tenant.
 fn check_tenant(events: &[domain::RecordedEvent], principal: &Principal) -> Result<(), ApiError> {
     match events.first() {
@@ -305,6 +336,7 @@ fn check_tenant(events: &[domain::RecordedEvent], principal: &Principal) -> Resu
 #[serde(deny_unknown_fields)]
 pub struct EndCallBody {
     /// `completed` (default), `transferred`, `dropped` or `abandoned`.
+    #[schema(value_type = Option<schema::EndReason>)]
     pub reason: Option<String>,
 }
 
@@ -336,12 +368,16 @@ fn command_response(call_id: CallId, o: CommandOutcome) -> Json<CommandResponse>
 /// End a call. Required checklist items not covered are recorded as missed.
 #[utoipa::path(
     post, path = "/api/v1/calls/{call_id}/end", tag = "calls",
-    params(("call_id" = String, Path,)),
-    request_body = EndCallBody,
+    params(("call_id" = schema::Id, Path, description = "The call's id")),
+    request_body(content = Option<EndCallBody>, description = "Optional: no body, or `null`, ends the call as `completed`"),
     responses(
         (status = 200, body = CommandResponse),
-        (status = 404, body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 403, description = "Supervisor tokens do not end calls", body = ErrorBody),
+        (status = 404, description = "No such call in your tenant", body = ErrorBody),
         (status = 409, description = "Already ended", body = ErrorBody),
+        (status = 413, description = "The body is over the server's limit", body = ErrorBody),
+        (status = 422, description = "`call_id` or a field is invalid; `field` names it", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -350,14 +386,15 @@ pub async fn end_call(
     principal: Principal,
     trace: TraceCtx,
     Path(call): Path<String>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<CommandResponse>, ApiError> {
     principal.require(INGEST_ROLES, "end calls")?;
     let call = call_id(&call)?;
+    // The body is optional: none, or JSON `null`, ends the call as `completed`.
     let body: EndCallBody = if body.iter().all(u8::is_ascii_whitespace) {
         EndCallBody::default()
     } else {
-        super::extract::parse_json(&body)?
+        super::extract::parse_json::<Option<EndCallBody>>(&body)?.unwrap_or_default()
     };
     let reason = match body.reason.as_deref().unwrap_or("completed") {
         "completed" => EndReason::Completed,
@@ -390,8 +427,10 @@ pub async fn end_call(
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Events with a seq above this (default 0: from the start).
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9223372036854775807_i64)]
     pub after: Option<String>,
     /// At most this many, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
 }
 
@@ -407,8 +446,12 @@ pub struct EventPage {
 /// A page of a call's raw event log.
 #[utoipa::path(
     get, path = "/api/v1/calls/{call_id}/events", tag = "calls",
-    params(("call_id" = String, Path,), EventsQuery),
-    responses((status = 200, body = EventPage), (status = 404, body = ErrorBody)),
+    params(("call_id" = schema::Id, Path, description = "The call's id"), EventsQuery),
+    responses(
+        (status = 200, body = EventPage),
+        (status = 404, description = "No such call in your tenant", body = ErrorBody),
+        (status = 422, description = "`call_id` or a parameter is invalid or unknown; `field` names it", body = ErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn call_events(
@@ -418,7 +461,7 @@ pub async fn call_events(
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
     let call = call_id(&call)?;
-    let after = param("after", q.after.as_deref(), |s| s.parse::<Seq>())?.unwrap_or(Seq::ZERO);
+    let after = seq_param("after", q.after.as_deref())?.unwrap_or(Seq::ZERO);
     let limit = param("limit", q.limit.as_deref(), |s| match s.parse::<usize>() {
         Ok(n) if (1..=1000).contains(&n) => Ok(n),
         _ => Err("must be a whole number from 1 to 1000"),
@@ -444,21 +487,22 @@ pub async fn call_events(
 pub struct SummaryResponse {
     #[schema(value_type = String, format = Uuid)]
     pub call_id: CallId,
-    /// The LLM's structured summary (absent until it is generated).
-    #[schema(value_type = Object)]
+    /// The LLM's structured summary (null until it is generated).
+    #[schema(value_type = Option<Object>, required = true)]
     pub summary: Option<domain::state::SummaryView>,
-    /// The disposition in force: the summary's, or a person's override.
-    #[schema(value_type = Object)]
+    /// The disposition in force: the summary's, or a person's override (null before either).
+    #[schema(value_type = Option<Object>, required = true)]
     pub disposition: Option<domain::state::DispositionView>,
 }
 
 /// Get a call's summary and disposition.
 #[utoipa::path(
     get, path = "/api/v1/calls/{call_id}/summary", tag = "calls",
-    params(("call_id" = String, Path,)),
+    params(("call_id" = schema::Id, Path, description = "The call's id")),
     responses(
         (status = 200, body = SummaryResponse),
         (status = 404, description = "No such call, or no summary or disposition yet", body = ErrorBody),
+        (status = 422, description = "`call_id` is not a UUID", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -489,20 +533,27 @@ pub async fn get_summary(
 #[serde(deny_unknown_fields)]
 pub struct DispositionBody {
     /// `booked`, `lead`, `spam`, `resolved`, `escalated` or `other`.
+    #[schema(value_type = schema::Disposition)]
     pub disposition: String,
-    /// Why (at most 2000 characters).
+    /// Why (at most 2000 characters, counted before PII in it is masked).
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
 }
 
 /// Override an ended call's disposition (recorded with who did it).
 #[utoipa::path(
     put, path = "/api/v1/calls/{call_id}/disposition", tag = "calls",
-    params(("call_id" = String, Path,)),
+    params(("call_id" = schema::Id, Path, description = "The call's id")),
     request_body = DispositionBody,
     responses(
         (status = 200, body = CommandResponse),
-        (status = 404, body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 403, description = "Service tokens do not set dispositions", body = ErrorBody),
+        (status = 404, description = "No such call in your tenant", body = ErrorBody),
         (status = 409, description = "The call has not ended", body = ErrorBody),
+        (status = 413, description = "The body is over the server's limit", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "`call_id` or a field is invalid; `field` names it", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -522,6 +573,17 @@ pub async fn put_disposition(
                 "must be booked, lead, spam, resolved, escalated or other",
             )
         })?;
+    // The limit is on what the client sent. The domain checks it again on the note it stores,
+    // after redaction, which shortens a note that holds long numbers ("[NUMBER]" for 2000
+    // digits): without this check such a note got through.
+    if let Some(n) = &body.note
+        && n.chars().count() > MAX_NOTE_CHARS
+    {
+        return Err(ApiError::field(
+            "note",
+            format!("must be at most {MAX_NOTE_CHARS} characters"),
+        ));
+    }
     let outcome = state
         .pipeline
         .execute(
@@ -541,8 +603,14 @@ pub async fn put_disposition(
 /// Acknowledge an alert (idempotent).
 #[utoipa::path(
     post, path = "/api/v1/calls/{call_id}/alerts/{alert_id}/ack", tag = "feedback",
-    params(("call_id" = String, Path,), ("alert_id" = String, Path,)),
-    responses((status = 200, body = CommandResponse), (status = 404, body = ErrorBody)),
+    params(("call_id" = schema::Id, Path, description = "The call's id"), ("alert_id" = schema::Id, Path, description = "The alert's id")),
+    responses(
+        (status = 200, body = CommandResponse),
+        (status = 403, description = "Service tokens do not acknowledge alerts", body = ErrorBody),
+        (status = 404, description = "No such call in your tenant, or no such alert on it", body = ErrorBody),
+        (status = 409, description = "The call has ended", body = ErrorBody),
+        (status = 422, description = "`call_id` or `alert_id` is not a UUID", body = ErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn ack_alert(
@@ -572,18 +640,24 @@ pub async fn ack_alert(
 #[serde(deny_unknown_fields)]
 pub struct FeedbackBody {
     /// `accepted` or `dismissed`.
+    #[schema(value_type = schema::Verdict)]
     pub verdict: String,
 }
 
 /// Accept or dismiss a suggested reply.
 #[utoipa::path(
     post, path = "/api/v1/calls/{call_id}/suggestions/{suggestion_id}/feedback", tag = "feedback",
-    params(("call_id" = String, Path,), ("suggestion_id" = String, Path,)),
+    params(("call_id" = schema::Id, Path, description = "The call's id"), ("suggestion_id" = schema::Id, Path, description = "The suggestion's id")),
     request_body = FeedbackBody,
     responses(
         (status = 200, body = CommandResponse),
-        (status = 404, body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 403, description = "Service tokens do not give feedback", body = ErrorBody),
+        (status = 404, description = "No such call in your tenant, or no such suggestion on it", body = ErrorBody),
         (status = 409, description = "Feedback already given", body = ErrorBody),
+        (status = 413, description = "The body is over the server's limit", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "`call_id`, `suggestion_id` or a field is invalid; `field` names it", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

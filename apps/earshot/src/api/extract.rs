@@ -20,16 +20,38 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         require_json(req.headers())?;
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    format!("the body could not be read: {e}"),
-                )
-            })?;
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
         parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// The body as bytes, for handlers that parse it themselves. axum's own `Bytes` refuses a body
+/// over the server's limit with a plain-text 413; this answers our JSON error.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|e| {
+                let status = e.status();
+                if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        status,
+                        "too_large",
+                        "the body is larger than the server accepts",
+                    )
+                } else {
+                    ApiError::new(
+                        status,
+                        "unreadable_body",
+                        format!("the body could not be read: {}", e.body_text()),
+                    )
+                }
+            })
     }
 }
 
@@ -78,7 +100,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                         format!("{path}.{f}")
                     }
                 }
-                _ if path == "." => String::new(),
+                // The body itself is of the wrong type (`null`, a list, a number): no field is
+                // to blame, and serde's "expected struct …" names a Rust type, not ours.
+                _ if path == "." => {
+                    return ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_body",
+                        "the body must be a JSON object",
+                    );
+                }
                 _ => path,
             };
             ApiError::field(field, reason)
@@ -98,25 +128,23 @@ fn strip_position(m: &str) -> String {
 /// expected a string"): a client may have put PII there, so it is not echoed. Field names
 /// (quoted the same way in "unknown field `x`") are kept.
 fn without_values(m: &str) -> String {
-    if !(m.starts_with("invalid type")
-        || m.starts_with("invalid value")
-        || m.starts_with("invalid length"))
-    {
+    // "invalid length N, expected …" holds a count, not a value.
+    let Some((prefix, rest)) = ["invalid type: ", "invalid value: "]
+        .into_iter()
+        .find_map(|p| m.strip_prefix(p).map(|rest| (p, rest)))
+    else {
         return m.to_owned();
+    };
+    // `KIND `VALUE`, expected WHAT`, or `string "VALUE", …`: keep the kind and what was
+    // expected. The value may itself hold quotes, backticks or ", expected " (fuzzing found
+    // that toggling on quotes let the rest of such a value through), so the last one splits.
+    let (unexpected, expected) = rest.rsplit_once(", expected ").unwrap_or((rest, ""));
+    let kind = unexpected.split(['`', '"']).next().unwrap_or("").trim_end();
+    if expected.is_empty() {
+        format!("{prefix}{kind}")
+    } else {
+        format!("{prefix}{kind}, expected {expected}")
     }
-    let mut out = String::with_capacity(m.len());
-    let mut quoted = false;
-    for c in m.chars() {
-        if c == '`' || c == '"' {
-            quoted = !quoted;
-            if quoted {
-                out.push_str("(value not shown)");
-            }
-        } else if !quoted {
-            out.push(c);
-        }
-    }
-    out.replace(" (value not shown)", "")
 }
 
 /// The quoted field name in "unknown field `x`, expected …" / "missing field `x`".
@@ -225,5 +253,27 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("text"));
         let e = parse_json::<Seg>(br#"{"text": "#).unwrap_err();
         assert_eq!(e.code, "malformed_json");
+    }
+
+    /// Found by `cargo fuzz run ingest_body` (docs/fuzzing.md): a backtick or quote inside
+    /// the value turned the quote-stripping inside out, so the message lost its "expected …"
+    /// and, with the backtick mid-value, showed the rest of the value.
+    #[test]
+    fn fuzz_regression_quotes_inside_a_value_are_not_echoed() {
+        let fuzzed = br#"{"confidence":"srees airs`","start_msnsegmentce":5.5}"#;
+        let e = crate::api::ingest::parse_body(fuzzed).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("confidence"));
+        assert_eq!(e.message, "confidence: invalid type: string, expected f32");
+        for body in [
+            r#"{"text": "x", "start_ms": "4111`1111 1111"}"#,
+            r#"{"text": "x", "start_ms": "4111\"1111 1111"}"#,
+            r#"{"text": "x", "start_ms": "4111, expected 1111 1111"}"#,
+        ] {
+            let e = parse_json::<Seg>(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                e.message, "start_ms: invalid type: string, expected u64",
+                "{body}"
+            );
+        }
     }
 }

@@ -2,7 +2,6 @@
 //! body shapes arrive over the WebSocket (`segments` messages) for streaming sources.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use domain::event::Speaker;
@@ -11,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::parse_json;
+use super::extract::{RawBody, parse_json};
+use super::schema;
 use super::{TraceCtx, call_id, origin};
 use crate::auth::Principal;
 use crate::pipeline::{MAX_BATCH, RawSegment, SegmentOutcome};
@@ -26,22 +26,25 @@ pub const INGEST_ROLES: &[Role] = &[Role::Service, Role::Agent, Role::Admin];
 pub struct SegmentBody {
     /// The source's id of the segment (1–128 characters). A final segment is accepted once;
     /// resending it (same id, speaker and times) is a no-op answering the original seq.
-    #[schema(example = "seg-0007")]
+    #[schema(value_type = schema::Label, example = "seg-0007")]
     pub segment_id: String,
     /// `agent` or `customer`.
-    #[schema(example = "agent")]
+    #[schema(value_type = schema::Speaker, example = "agent")]
     pub speaker: String,
-    /// What was said, before redaction.
-    #[schema(example = "I guarantee the part will be here tomorrow.")]
+    /// What was said, before redaction: not blank, and at most the server's
+    /// `--max-segment-chars` characters (413 above that).
+    #[schema(value_type = schema::Text, example = "I guarantee the part will be here tomorrow.")]
     pub text: String,
     /// Milliseconds since the call started.
     pub start_ms: u64,
+    /// Not before `start_ms`.
     pub end_ms: u64,
     /// False for an interim speech-to-text hypothesis, replaced later by the final segment
     /// with the same id. Default true.
     #[serde(default = "yes")]
     pub is_final: bool,
     /// Speech-to-text confidence, 0 to 1.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub confidence: Option<f32>,
 }
 
@@ -53,7 +56,19 @@ fn yes() -> bool {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SegmentBatch {
+    /// 1 to 500 segments, in time order, with distinct ids.
+    #[schema(min_items = 1, max_items = 500)]
     pub segments: Vec<SegmentBody>,
+}
+
+/// The body of `POST …/segments` as the document describes it: one segment, or a batch.
+/// [`parse_body`] reads it (choosing by the `segments` key, so that errors name the right
+/// fields); this type only gives the document its `oneOf`.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum SegmentsIn {
+    One(SegmentBody),
+    Batch(SegmentBatch),
 }
 
 #[derive(Serialize, ToSchema)]
@@ -200,15 +215,17 @@ pub fn parse_body(bytes: &[u8]) -> Result<Vec<SegmentBody>, ApiError> {
     post,
     path = "/api/v1/calls/{call_id}/segments",
     tag = "ingest",
-    params(("call_id" = String, Path, description = "The call's id (UUID)")),
-    request_body(content = SegmentBatch, description = "One `SegmentBody`, or a batch"),
+    params(("call_id" = schema::Id, Path, description = "The call's id")),
+    request_body(content = SegmentsIn, description = "One `SegmentBody`, or a batch"),
     responses(
         (status = 200, description = "Ingested (or recognised as retries)", body = IngestResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 403, description = "Supervisor tokens do not ingest", body = ErrorBody),
         (status = 404, description = "No such call in your tenant", body = ErrorBody),
         (status = 409, description = "The call ended, or a final segment id was reused with other content", body = ErrorBody),
         (status = 413, description = "A segment's text is over the limit", body = ErrorBody),
-        (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "`call_id` or a field is invalid; `field` names it", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -218,7 +235,7 @@ pub async fn post_segments(
     trace: TraceCtx,
     Path(call): Path<String>,
     headers: axum::http::HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<IngestResponse>, ApiError> {
     principal.require(INGEST_ROLES, "ingest segments")?;
     super::extract::require_json(&headers)?;

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod ingest;
 pub mod rulesets;
+pub mod schema;
 pub mod tokens;
 pub mod ws;
 
@@ -59,7 +60,9 @@ use crate::server::AppState;
         tokens::list_tokens,
         tokens::revoke_token,
     ),
-    modifiers(&BearerAuth),
+    // Schemas that parameters name: utoipa collects only the ones bodies name by itself.
+    components(schemas(schema::CallStatus, schema::Id, schema::Label, schema::Slug)),
+    modifiers(&BearerAuth, &Unauthorized),
     tags(
         (name = "calls", description = "Start, follow, end and review calls"),
         (name = "ingest", description = "Transcript segments in"),
@@ -84,6 +87,45 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Every operation that takes a bearer token answers 401 without a good one: the
+/// [`Principal`] extractor refuses the request before the handler runs, so the answer is
+/// documented here, once, for all of them (each handler documents its own answers).
+struct Unauthorized;
+
+impl Modify for Unauthorized {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let response = ResponseBuilder::new()
+            .description("No bearer token, or one that is malformed, unknown or revoked")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    op.responses
+                        .responses
+                        .entry("401".to_owned())
+                        .or_insert_with(|| response.clone().into());
+                }
+            }
+        }
     }
 }
 

@@ -4,7 +4,6 @@
 //! in flight.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
@@ -17,7 +16,8 @@ use utoipa::ToSchema;
 
 use super::calls::RulesetRefBody;
 use super::error::{ApiError, ErrorBody, Location};
-use super::extract::parse_json;
+use super::extract::{RawBody, parse_json};
+use super::schema;
 use crate::auth::Principal;
 use crate::engines::compile;
 use crate::server::AppState;
@@ -27,7 +27,9 @@ const MAX_RULESET_BYTES: usize = 1024 * 1024;
 
 #[derive(Serialize, ToSchema)]
 pub struct RulesetVersion {
+    #[schema(value_type = schema::Slug)]
     pub id: String,
+    #[schema(minimum = 1)]
     pub version: u32,
     pub active: bool,
     pub created_at: DateTime<Utc>,
@@ -90,8 +92,12 @@ fn ruleset_id(s: &str) -> Result<RulesetId, ApiError> {
 /// Get the latest version of a ruleset, with its YAML.
 #[utoipa::path(
     get, path = "/api/v1/rulesets/{ruleset_id}", tag = "rulesets",
-    params(("ruleset_id" = String, Path,)),
-    responses((status = 200, body = RulesetVersion), (status = 404, body = ErrorBody)),
+    params(("ruleset_id" = schema::Slug, Path, description = "The ruleset's id, e.g. `home-services`")),
+    responses(
+        (status = 200, body = RulesetVersion),
+        (status = 404, description = "No such ruleset in your tenant", body = ErrorBody),
+        (status = 422, description = "`ruleset_id` is not a ruleset id", body = ErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn get_ruleset(
@@ -111,8 +117,15 @@ pub async fn get_ruleset(
 /// Get one version of a ruleset, with its YAML.
 #[utoipa::path(
     get, path = "/api/v1/rulesets/{ruleset_id}/versions/{version}", tag = "rulesets",
-    params(("ruleset_id" = String, Path,), ("version" = u32, Path,)),
-    responses((status = 200, body = RulesetVersion), (status = 404, body = ErrorBody)),
+    params(
+        ("ruleset_id" = schema::Slug, Path, description = "The ruleset's id, e.g. `home-services`"),
+        ("version" = u32, Path, minimum = 1, description = "The version, from 1"),
+    ),
+    responses(
+        (status = 200, body = RulesetVersion),
+        (status = 404, description = "No such ruleset version in your tenant", body = ErrorBody),
+        (status = 422, description = "`ruleset_id` or `version` is invalid", body = ErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn get_ruleset_version(
@@ -151,11 +164,19 @@ pub struct RulesetUpload {
 /// its `id`. The new version is not active until activated.
 #[utoipa::path(
     post, path = "/api/v1/rulesets", tag = "rulesets",
-    request_body(content = RulesetUpload, description = "YAML, or JSON with `source`"),
+    request_body(
+        description = "YAML (any content type but JSON), or JSON with `source`",
+        content(
+            (RulesetUpload = "application/json"),
+            (String = "application/yaml"),
+        ),
+    ),
     responses(
         (status = 201, body = RulesetVersion),
+        (status = 400, description = "Malformed JSON, or a body that is not UTF-8", body = ErrorBody),
         (status = 403, description = "Only admins edit rulesets", body = ErrorBody),
         (status = 409, description = "The version is not above the latest", body = ErrorBody),
+        (status = 413, description = "The document is over 1 MiB, or the body over the server's limit", body = ErrorBody),
         (status = 422, description = "The ruleset is invalid: `line` and `rule` say where", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -164,7 +185,7 @@ pub async fn create_ruleset(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<RulesetVersion>), ApiError> {
     principal.require(&[Role::Admin], "edit rulesets")?;
     if body.len() > MAX_RULESET_BYTES {
@@ -228,11 +249,15 @@ pub async fn create_ruleset(
 /// Make a ruleset version the one new calls run with.
 #[utoipa::path(
     post, path = "/api/v1/rulesets/{ruleset_id}/versions/{version}/activate", tag = "rulesets",
-    params(("ruleset_id" = String, Path,), ("version" = u32, Path,)),
+    params(
+        ("ruleset_id" = schema::Slug, Path, description = "The ruleset's id, e.g. `home-services`"),
+        ("version" = u32, Path, minimum = 1, description = "The version, from 1"),
+    ),
     responses(
         (status = 200, body = RulesetList),
-        (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 403, description = "Only admins activate rulesets", body = ErrorBody),
+        (status = 404, description = "No such ruleset version in your tenant", body = ErrorBody),
+        (status = 422, description = "`ruleset_id` or `version` is invalid", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

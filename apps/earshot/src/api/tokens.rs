@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
+use super::schema;
 use crate::auth::{Principal, issue};
 use crate::server::AppState;
 
@@ -20,8 +21,10 @@ use crate::server::AppState;
 #[serde(deny_unknown_fields)]
 pub struct NewTokenBody {
     /// `admin`, `supervisor`, `agent` or `service`.
+    #[schema(value_type = schema::Role)]
     pub role: String,
     /// Who or what holds it (recorded as `by` on what they do), e.g. `alice` or `replay-cli`.
+    #[schema(value_type = schema::Label)]
     pub name: String,
 }
 
@@ -63,8 +66,11 @@ pub struct NewTokenResponse {
     request_body = NewTokenBody,
     responses(
         (status = 201, body = NewTokenResponse),
-        (status = 403, body = ErrorBody),
-        (status = 422, body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 403, description = "Only admins make tokens", body = ErrorBody),
+        (status = 413, description = "The body is over the server's limit", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -91,7 +97,10 @@ pub async fn create_token(
 /// List the tenant's tokens (never the secrets).
 #[utoipa::path(
     get, path = "/api/v1/tokens", tag = "tokens",
-    responses((status = 200, body = Vec<TokenInfo>), (status = 403, body = ErrorBody)),
+    responses(
+        (status = 200, body = Vec<TokenInfo>),
+        (status = 403, description = "Only admins list tokens", body = ErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn list_tokens(
@@ -106,8 +115,13 @@ pub async fn list_tokens(
 /// Revoke a token. It stops working within seconds on every node.
 #[utoipa::path(
     delete, path = "/api/v1/tokens/{token_id}", tag = "tokens",
-    params(("token_id" = String, Path,)),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 403, body = ErrorBody)),
+    params(("token_id" = schema::Id, Path, description = "The token's id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 403, description = "Only admins revoke tokens", body = ErrorBody),
+        (status = 404, description = "No such token in your tenant", body = ErrorBody),
+        (status = 422, description = "`token_id` is not a UUID", body = ErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn revoke_token(

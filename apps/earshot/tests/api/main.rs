@@ -14,4 +14,5 @@ mod pii_logs;
 mod replay;
 mod resume;
 mod rulesets;
+mod schema_regressions;
 mod tenants;
