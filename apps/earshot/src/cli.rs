@@ -97,7 +97,8 @@ pub enum Command {
     /// then end the call (reason completed) and wait for its summary. With --call the
     /// segments go into that live call instead, and the call is ended too: the transcript
     /// is over. A dropped connection is resumed (resubscribed from the last seq seen,
-    /// unacknowledged segments resent with the same ids).
+    /// unacknowledged segments resent with the same ids), and so is a request the server
+    /// failed (an `internal` or `unavailable` error, e.g. while its database restarts).
     ///
     /// Exit code 0 when every summary arrived; 1 on a refused request, a connection that
     /// could not be resumed, or a summary that never came; 2 (load mode) if a subscriber
@@ -140,6 +141,12 @@ pub enum Command {
         /// How long to wait for a call's summary after ending it.
         #[arg(long, default_value_t = 20, value_name = "SECS")]
         summary_timeout: u64,
+        /// Write each call's view to DIR/<call_id>.jsonl: every `event` message its
+        /// subscriber applied, as received, one per line (an overlap after a resume, at or
+        /// below a seq already seen, is not written). For harnesses that compare it with
+        /// the log.
+        #[arg(long, value_name = "DIR")]
+        dump_views: Option<PathBuf>,
     },
     /// Tenants: make one, with the built-in rulesets and an admin token (printed once).
     Tenants {
@@ -303,6 +310,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             verbose,
             summary_timeout,
+            dump_views,
         } => {
             let options = crate::replay::Options {
                 files,
@@ -316,6 +324,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 json,
                 verbose,
                 summary_timeout: Duration::from_secs(summary_timeout),
+                dump_views,
             };
             match crate::replay::run(options).await? {
                 crate::replay::Outcome::Completed => Ok(()),

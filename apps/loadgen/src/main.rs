@@ -20,9 +20,14 @@
 //! suggestion was based on (`based_on_seq`, or the newest segment at or before it).
 //! `--measure-suggestions` waits `--suggestion-wait` seconds after the last send before the
 //! calls' top seqs are read, so the last suggestions are posted and counted.
+//!
+//! `earshot-load fanout` follows one call with many subscribers instead (10,000 by
+//! default): the server's memory per idle connection and the delivery latency to all of
+//! them (see `fanout`).
 
 mod api;
 mod fake_llm;
+mod fanout;
 mod report;
 mod run;
 
@@ -62,6 +67,9 @@ enum Command {
     /// Serve a fake LLM provider (OpenAI Chat Completions: POST /v1/chat/completions) that
     /// answers after a fixed delay, for running the server with a provider in the loop.
     FakeLlm(fake_llm::Options),
+    /// One call, many subscribers: the server's memory per idle WebSocket and the latency
+    /// of delivering the call's events to all of them.
+    Fanout(fanout::Options),
 }
 
 /// Who says the segments.
@@ -149,12 +157,17 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Command::FakeLlm(options)) = cli.command {
-        return tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the tokio runtime")?
-            .block_on(fake_llm::run(options));
+    raise_fd_limit();
+    match cli.command {
+        Some(Command::FakeLlm(options)) => {
+            return tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?
+                .block_on(fake_llm::run(options));
+        }
+        Some(Command::Fanout(options)) => return fanout_main(&options),
+        None => {}
     }
     let args = cli.load;
     if args.calls == 0 || args.subscribers == 0 {
@@ -184,6 +197,44 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(2);
     }
     Ok(())
+}
+
+fn fanout_main(options: &fanout::Options) -> anyhow::Result<()> {
+    fanout::validate(options)?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = options.threads {
+        runtime.worker_threads(n.max(1));
+    }
+    let report = runtime
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?
+        .block_on(fanout::run(options))?;
+    if options.json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    if !report.passed() {
+        std::process::exit(2);
+    }
+    Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit: every connection is a file, and
+/// the usual soft limit (1,024) is far below the thousands of sockets a run opens.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some() && limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            progress(format!("warning: cannot raise the open-files limit: {e}"));
+        }
+    }
 }
 
 fn progress(msg: impl std::fmt::Display) {
@@ -478,6 +529,38 @@ mod tests {
         assert_eq!(o.tokens, 20);
         assert_eq!(o.token_interval_ms, 20);
         assert_eq!(o.listen.to_string(), "127.0.0.1:18090");
+    }
+
+    #[test]
+    fn fanout_has_its_own_options() {
+        let cli = Cli::try_parse_from([
+            "earshot-load",
+            "fanout",
+            "--token",
+            "t",
+            "--subscribers",
+            "100",
+            "--server-pid",
+            "42",
+            "--json",
+        ])
+        .unwrap();
+        let Some(Command::Fanout(o)) = cli.command else {
+            panic!("not fanout");
+        };
+        assert_eq!(o.subscribers, 100);
+        assert_eq!(o.segments, 60);
+        assert_eq!(o.rate, 1.0);
+        assert_eq!(o.server_pid, Some(42));
+        assert!(o.json);
+    }
+
+    #[test]
+    fn the_open_files_limit_is_raised_to_the_hard_limit() {
+        use rustix::process::{Resource, getrlimit};
+        raise_fd_limit();
+        let l = getrlimit(Resource::Nofile);
+        assert_eq!(l.current, l.maximum);
     }
 
     #[test]

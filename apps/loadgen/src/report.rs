@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::run::{IngestStats, Samples, SubscriberStats};
 
 /// One histogram (microseconds, up to a minute, 3 significant digits) of many tasks' samples.
-fn histogram<'a>(samples: impl Iterator<Item = &'a Samples>) -> Histogram<u64> {
+pub(crate) fn histogram<'a>(samples: impl Iterator<Item = &'a Samples>) -> Histogram<u64> {
     let mut h = Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
     for s in samples.flatten() {
         h.saturating_record(u64::from(*s));
@@ -43,7 +43,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(h: &Histogram<u64>) -> Self {
+    pub(crate) fn of(h: &Histogram<u64>) -> Self {
         let ms = |us: u64| us as f64 / 1_000.0;
         Self {
             count: h.len(),
@@ -56,14 +56,14 @@ impl Latency {
         }
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         json!({
             "count": self.count, "p50": self.p50, "p90": self.p90, "p99": self.p99,
             "p99_9": self.p999, "max": self.max, "mean": self.mean,
         })
     }
 
-    fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         format!(
             "p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  (n = {})",
             self.p50, self.p90, self.p99, self.p999, self.max, self.count

@@ -190,9 +190,16 @@ struct Caused {
 /// Opens a WebSocket: Nagle off on the client's side, and small buffers (the default 128 KiB
 /// read buffer would take 750 MB over 6,000 connections).
 pub async fn connect(url: &str) -> anyhow::Result<Ws> {
+    connect_with_buffers(url, 8 * 1024).await
+}
+
+/// [`connect`] with read and write buffers of `buffer` bytes. tungstenite zero-fills its
+/// whole read buffer before every read, so with many sockets each getting a frame or two at
+/// a time the buffer size costs CPU, not only memory.
+pub async fn connect_with_buffers(url: &str, buffer: usize) -> anyhow::Result<Ws> {
     let config = WebSocketConfig::default()
-        .read_buffer_size(8 * 1024)
-        .write_buffer_size(8 * 1024);
+        .read_buffer_size(buffer)
+        .write_buffer_size(buffer);
     let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
         .await
         .context("opening the WebSocket")?;
@@ -214,6 +221,8 @@ pub struct SubscriberStats {
     /// `alert_raised` for a segment the tool has no send time for.
     pub unmatched: u64,
     pub latency: Samples,
+    /// Segment → its own `segment_added` event (the first frame a segment causes).
+    pub segment_latency: Samples,
     /// Events between the last one received and the call's top seq at the end.
     pub missing: u64,
     /// Why the connection ended early, if it did.
@@ -248,6 +257,7 @@ impl SubscriberStats {
             alerts: 0,
             unmatched: 0,
             latency: Samples::new(),
+            segment_latency: Samples::new(),
             missing: 0,
             closed: None,
             drafts: 0,
@@ -335,6 +345,11 @@ impl SubscriberStats {
                     .and_then(segment_index)
                 {
                     call.note_seq(seq, k);
+                    if let Some(sent) = call.sent_at(k)
+                        && sent >= clock.record_from
+                    {
+                        record(&mut self.segment_latency, arrived.saturating_sub(sent));
+                    }
                 }
                 return;
             }

@@ -20,6 +20,16 @@
 //!
 //! A hand-rolled harness rather than criterion: criterion measures the latency of one
 //! closure, while this measures the throughput of many concurrent writers over a fixed time.
+//!
+//! For other tools (`bench/pgbench/run.sh` compares these rows with pgbench) a few variables
+//! select rows and add output; none changes what a row measures:
+//!
+//! - `BENCH_JSON=1`: after each table row, the same row as one JSON line (`{"bench":
+//!   "append", …}`; a reader takes the lines that start with `{`).
+//! - `BENCH_STORES=postgres` (default `sqlite,postgres`): the stores to run.
+//! - `BENCH_PARTS` (default `group-commit,one-tx,three-events,rebuild`): the groups of rows
+//!   to run.
+//! - `BENCH_THREE_EVENT_WRITERS` (default `64`): the writer counts of the 3-event rows.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,6 +44,26 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// A comma-separated list from the environment.
+fn env_list(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_owned())
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn part_enabled(part: &str) -> bool {
+    env_list("BENCH_PARTS", "group-commit,one-tx,three-events,rebuild")
+        .iter()
+        .any(|p| p == part)
+}
+
+fn json_lines() -> bool {
+    std::env::var("BENCH_JSON").is_ok_and(|v| v == "1")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -100,7 +130,8 @@ async fn append_run(
     counted as f64 / elapsed
 }
 
-async fn rebuild(store: &dyn EventStore, analyze_url: Option<&str>) -> (f64, f64) {
+/// The rebuild rates of every run: (fold only, read + decode + fold), events/s.
+async fn rebuild(store: &dyn EventStore, analyze_url: Option<&str>) -> (Vec<f64>, Vec<f64>) {
     const EVENTS: u64 = 20_000;
     let tenant = TenantId::parse("bench").expect("valid");
     let call = CallId::new();
@@ -154,26 +185,62 @@ async fn rebuild(store: &dyn EventStore, analyze_url: Option<&str>) -> (f64, f64
         in_memory.push(EVENTS as f64 / t.elapsed().as_secs_f64());
         assert_eq!(state.version, Seq::new(EVENTS));
     }
-    (median(in_memory), median(from_store))
+    (in_memory, from_store)
 }
 
-/// One table row: the median and every run.
-fn report(store: &str, what: &str, writers: usize, results: Vec<f64>) {
+/// One table row: the median and every run (and, with `BENCH_JSON=1`, the same as JSON).
+fn report(store: &str, what: &str, row: Row, writers: usize, results: Vec<f64>) {
     let runs: Vec<String> = results.iter().map(|r| format!("{r:.0}")).collect();
+    let med = median(results.clone());
     println!(
-        "| {store} | {what} | {writers} writers | {:.0} events/s | {} |",
-        median(results),
+        "| {store} | {what} | {writers} writers | {med:.0} events/s | {} |",
         runs.join(", ")
     );
+    if json_lines() {
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "append",
+                "store": store,
+                "what": what,
+                "commit": row.commit,
+                "events_per_append": row.events_per_append,
+                "writers": writers,
+                "seconds": env_u64("BENCH_SECONDS", 3),
+                "median_events_per_s": med,
+                "runs_events_per_s": results,
+            })
+        );
+    }
+}
+
+/// What an append row is: how appends commit and how many events each carries.
+#[derive(Clone, Copy)]
+struct Row {
+    /// "group" or "per_append".
+    commit: &'static str,
+    events_per_append: usize,
 }
 
 async fn bench_backend(name: &str, db: TestStore) {
     let seconds = env_u64("BENCH_SECONDS", 3);
     let runs = env_u64("BENCH_RUNS", 3);
-    for (mode, max_batch) in [
-        ("group commit", StoreConfig::default().max_batch_events),
-        ("one tx per append", 1),
+    for (mode, max_batch, part, commit) in [
+        (
+            "group commit",
+            StoreConfig::default().max_batch_events,
+            "group-commit",
+            "group",
+        ),
+        ("one tx per append", 1, "one-tx", "per_append"),
     ] {
+        if !part_enabled(part) {
+            continue;
+        }
+        let row = Row {
+            commit,
+            events_per_append: 1,
+        };
         let config = StoreConfig {
             max_batch_events: max_batch,
             max_connections: 16,
@@ -185,30 +252,72 @@ async fn bench_backend(name: &str, db: TestStore) {
             for _ in 0..runs {
                 results.push(append_run(store.clone(), writers, 1, seconds).await);
             }
-            report(name, &format!("append 1 event, {mode}"), writers, results);
+            report(
+                name,
+                &format!("append 1 event, {mode}"),
+                row,
+                writers,
+                results,
+            );
         }
     }
     let store = store::open(&db.url, StoreConfig::default())
         .await
         .expect("open store");
-    let mut results = Vec::new();
-    for _ in 0..runs {
-        results.push(append_run(store.clone(), 64, 3, seconds).await);
+    if part_enabled("three-events") {
+        let row = Row {
+            commit: "group",
+            events_per_append: 3,
+        };
+        for writers in env_list("BENCH_THREE_EVENT_WRITERS", "64") {
+            let writers: usize = writers
+                .parse()
+                .expect("BENCH_THREE_EVENT_WRITERS: numbers separated by commas");
+            let mut results = Vec::new();
+            for _ in 0..runs {
+                results.push(append_run(store.clone(), writers, 3, seconds).await);
+            }
+            report(
+                name,
+                "append 3 events (segment + rule events), group commit",
+                row,
+                writers,
+                results,
+            );
+        }
     }
-    report(
-        name,
-        "append 3 events (segment + rule events), group commit",
-        64,
-        results,
-    );
+    if !part_enabled("rebuild") {
+        drop(store);
+        db.finish().await;
+        return;
+    }
     let analyze = (store.backend() == "postgres").then_some(db.url.as_str());
     let (mem, stored) = rebuild(store.as_ref(), analyze).await;
-    println!(
-        "| {name} | rebuild, fold only (CallState::apply) | 1 call, 20,000 events | {mem:.0} events/s | |"
-    );
-    println!(
-        "| {name} | rebuild, read + decode + fold | 1 call, 20,000 events | {stored:.0} events/s | |"
-    );
+    for (mode, runs) in [
+        ("fold only (CallState::apply)", mem),
+        ("read + decode + fold", stored),
+    ] {
+        let list: Vec<String> = runs.iter().map(|r| format!("{r:.0}")).collect();
+        println!(
+            "| {name} | rebuild, {mode} | 1 call, 20,000 events | {:.0} events/s | {} |",
+            median(runs.clone()),
+            list.join(", ")
+        );
+        if json_lines() {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "bench": "append",
+                    "store": name,
+                    "what": "rebuild",
+                    "mode": mode,
+                    "events": 20_000,
+                    "median_events_per_s": median(runs.clone()),
+                    "runs_events_per_s": runs,
+                })
+            );
+        }
+    }
     drop(store);
     db.finish().await;
 }
@@ -231,9 +340,14 @@ async fn main() {
     println!();
     println!("| store | what | concurrency | median | runs |");
     println!("|---|---|---|---|---|");
-    bench_backend("sqlite", TestStore::sqlite()).await;
-    match TestStore::postgres("bench").await {
-        Some(db) => bench_backend("postgres", db).await,
-        None => println!("| postgres | skipped: set DATABASE_URL | | | |"),
+    let stores = env_list("BENCH_STORES", "sqlite,postgres");
+    if stores.iter().any(|s| s == "sqlite") {
+        bench_backend("sqlite", TestStore::sqlite()).await;
+    }
+    if stores.iter().any(|s| s == "postgres") {
+        match TestStore::postgres("bench").await {
+            Some(db) => bench_backend("postgres", db).await,
+            None => println!("| postgres | skipped: set DATABASE_URL | | | |"),
+        }
     }
 }

@@ -74,6 +74,18 @@ impl PgTestDb {
         &self.admin_url
     }
 
+    /// Runs `sql` (one or more statements) on the test's database: for a test that
+    /// changes it under a running server (a trigger that makes appends fail, say).
+    pub async fn execute(&self, sql: &str) {
+        let mut conn = PgConnection::connect(&self.url)
+            .await
+            .expect("connect to the test database");
+        sqlx::raw_sql(sql)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
     /// Drops the database (closing any connection still open to it).
     pub async fn drop_db(self) {
         if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {

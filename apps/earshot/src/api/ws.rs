@@ -8,6 +8,7 @@
 //! each call from the last seq it saw, and the server replays the gap from the log.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use store::CallQuery;
 use tokio::sync::{broadcast, mpsc};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::error::{ApiError, ErrorDetail};
 use super::extract::parse_json;
@@ -90,9 +91,9 @@ pub async fn upgrade(
 }
 
 /// What the client may send.
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum ClientMessage {
+pub enum ClientMessage {
     Subscribe {
         call_id: String,
         #[serde(default)]
@@ -115,6 +116,12 @@ enum ClientMessage {
         #[serde(default, rename = "ref")]
         reference: Option<String>,
     },
+}
+
+/// Parses one text frame from the client. Public so that `fuzz/` exercises the exact code
+/// the connection runs; segments are validated later, per message type.
+pub fn parse_client_message(text: &str) -> Result<ClientMessage, ApiError> {
+    parse_json(text.as_bytes())
 }
 
 /// The queue of messages bound for one client, bounded in bytes.
@@ -220,7 +227,10 @@ async fn connection(socket: WebSocket, principal: Principal, state: AppState) {
         let Some(Ok(msg)) = msg else { break };
         match msg {
             Message::Text(text) => {
-                handle(
+                // Boxed: the connection's task lives as long as the socket, and its future
+                // is as large as the largest thing it awaits; the ingest path inside
+                // `handle` would more than double it for every idle subscriber.
+                Box::pin(handle(
                     &state,
                     &principal,
                     &outbox,
@@ -228,7 +238,7 @@ async fn connection(socket: WebSocket, principal: Principal, state: AppState) {
                     &mut tenant_sub,
                     &closing,
                     text.as_str(),
-                )
+                ))
                 .await;
             }
             Message::Pong(_) => {
@@ -272,15 +282,29 @@ async fn write_loop(
     };
     let mut next_ping = tokio::time::Instant::now() + jitter(cfg.ping_interval);
     let mut pong_deadline: Option<tokio::time::Instant> = None;
+    // The signal and the timer live across iterations: a fresh `cancelled()` or `Sleep` per
+    // message would register with (and leave) the token's waiters and the timer wheel for
+    // every frame, which is measurable when one event goes out to thousands of sockets.
+    // Only the connection's own token is polled: it is a child of the server's `shutdown`,
+    // so it is cancelled on shutdown too, and polling the one token every connection shares
+    // would make all their writers contend for its lock on every frame.
+    let closing = outbox.closing.cancelled();
+    let timer = tokio::time::sleep_until(next_ping);
+    tokio::pin!(closing, timer);
     loop {
         let deadline = pong_deadline.unwrap_or(next_ping);
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => {
-                outbox.close_with(CLOSE_GOING_AWAY, "server shutting down; reconnect and resume");
+            _ = &mut closing => {
+                if shutdown.is_cancelled() {
+                    // Kept only if no other reason came first (as before the shutdown).
+                    outbox.close_with(CLOSE_GOING_AWAY, "server shutting down; reconnect and resume");
+                }
                 break;
             }
-            _ = outbox.closing.cancelled() => break,
             text = rx.recv() => {
                 let Some(text) = text else { break };
                 // Everything already queued goes out with one flush (a segment and the alert
@@ -304,7 +328,7 @@ async fn write_loop(
                     _ => return,
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => {
+            _ = &mut timer => {
                 if pong_deadline.is_some() {
                     if awaiting_pong.load(Ordering::Acquire) {
                         outbox.close_with(CLOSE_HEARTBEAT, "no pong within the timeout");
@@ -364,7 +388,7 @@ async fn handle(
     closing: &CancellationToken,
     text: &str,
 ) {
-    let msg: ClientMessage = match parse_json(text.as_bytes()) {
+    let msg = match parse_client_message(text) {
         Ok(m) => m,
         Err(e) => {
             outbox.json(&error_message(None, e));
@@ -528,7 +552,10 @@ async fn follow_call(
         "v": PROTOCOL_VERSION, "type": "subscribed", "ref": r, "call_id": call,
         "since_seq": since, "top_seq": last, "recovered": recovered,
     }));
-    while let Some(frame) = next_frame(&mut rx, &cancel, &outbox, "the live feed").await {
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
+    while let Some(frame) = next_frame(&mut rx, cancelled.as_mut(), &outbox, "the live feed").await
+    {
         if frame.draft {
             if !outbox.push(frame.text.clone()) {
                 return;
@@ -560,14 +587,17 @@ async fn follow_call(
 /// The next frame of a hub channel; `None` when the subscription ends: cancelled, the channel
 /// closed, or the receiver lagged (then the connection is closed with [`CLOSE_LAGGED`] so the
 /// client resumes from its last seq: a lagging receiver is never skipped silently).
+///
+/// `cancelled` is the subscription's `CancellationToken::cancelled()`, pinned once by the
+/// caller rather than made again for every frame.
 async fn next_frame(
     rx: &mut broadcast::Receiver<Arc<Frame>>,
-    cancel: &CancellationToken,
+    cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
     outbox: &Outbox,
     feed: &str,
 ) -> Option<Arc<Frame>> {
     let frame = tokio::select! {
-        _ = cancel.cancelled() => return None,
+        _ = cancelled => return None,
         f = rx.recv() => f,
     };
     match frame {
@@ -637,7 +667,11 @@ async fn follow_tenant(
             return;
         }
     }
-    while let Some(frame) = next_frame(&mut rx, &cancel, &outbox, "the tenant feed").await {
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
+    while let Some(frame) =
+        next_frame(&mut rx, cancelled.as_mut(), &outbox, "the tenant feed").await
+    {
         if !outbox.push(frame.text.clone()) {
             return;
         }

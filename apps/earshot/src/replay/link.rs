@@ -1,8 +1,15 @@
 //! One WebSocket of a replay, kept alive: it follows the call (subscribed from seq 0), sends
 //! a [`Feed`]'s segments, or both, and when the connection drops it reconnects, resubscribes
 //! with `since_seq` = the last seq seen and resends the segments not yet acknowledged.
+//!
+//! A server error on the socket (`internal`, `unavailable`: what REST answers with a 5xx,
+//! e.g. while the server's database restarts) is handled the same way, after a pause that
+//! doubles while the server keeps failing: the request was not done, so it is done again.
+//! Only a refusal (a 4xx code) ends the replay. The link gives up after
+//! [`RESUME_WITHIN`] without progress (an event, an ack or a subscription).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use domain::{CallEvent, CallId};
 use futures::StreamExt;
@@ -113,6 +120,17 @@ pub fn resumable(code: u16) -> bool {
     matches!(code, 1001 | 4000 | 4008 | 4009)
 }
 
+/// Error codes of a server that could not do it now (REST answers them with a 5xx): the
+/// request is made again, unlike a refusal.
+pub fn transient(code: &str) -> bool {
+    matches!(code, "internal" | "unavailable")
+}
+
+/// The first pause before resuming after a server error; it doubles up to [`MAX_PAUSE`]
+/// while the server keeps failing.
+const FIRST_PAUSE: Duration = Duration::from_millis(250);
+const MAX_PAUSE: Duration = Duration::from_secs(5);
+
 /// What a link reports to its owner.
 pub trait Observer {
     /// An event with a seq above every one seen before on this link.
@@ -146,8 +164,13 @@ pub struct Link {
     pub subscribed: bool,
     pub summary_seen: bool,
     pub reconnects: u64,
-    /// Since when the link has been trying to get back (cleared by any message).
+    /// Since when the link has been trying to get back (cleared by progress: an event, an
+    /// ack, a subscription).
     lost_since: Option<Instant>,
+    /// After a server error: how long to wait before resuming (`None`: at once).
+    pause: Option<Duration>,
+    /// The next pause after a server error.
+    next_pause: Duration,
 }
 
 enum Step {
@@ -177,6 +200,8 @@ impl Link {
             summary_seen: false,
             reconnects: 0,
             lost_since: None,
+            pause: None,
+            next_pause: FIRST_PAUSE,
         })
     }
 
@@ -192,6 +217,8 @@ impl Link {
             summary_seen: false,
             reconnects: 0,
             lost_since: None,
+            pause: None,
+            next_pause: FIRST_PAUSE,
         }
     }
 
@@ -237,10 +264,7 @@ impl Link {
                 },
             };
             match step {
-                Step::Message(msg) => {
-                    self.lost_since = None;
-                    self.on_message(msg, feed.as_deref_mut(), obs)?;
-                }
+                Step::Message(msg) => self.on_message(msg, feed.as_deref_mut(), obs)?,
                 Step::Dropped(why) => {
                     self.ws = None;
                     obs.reconnecting(&why);
@@ -299,7 +323,16 @@ impl Link {
             _ => return Ok(()),
         };
         let arrived = Instant::now();
-        match parse(text.as_str()).map_err(|e| Failure::Fatal(format!("from the server: {e}")))? {
+        let incoming =
+            parse(text.as_str()).map_err(|e| Failure::Fatal(format!("from the server: {e}")))?;
+        if matches!(
+            incoming,
+            Incoming::Event(_) | Incoming::Subscribed | Incoming::Ack { .. }
+        ) {
+            self.lost_since = None;
+            self.next_pause = FIRST_PAUSE;
+        }
+        match incoming {
             Incoming::Event(e) => match self.seqs.observe(e.seq) {
                 Seen::Duplicate => {}
                 seen => {
@@ -343,7 +376,16 @@ impl Link {
                     Some("subscribe") => format!("following call {}", self.call),
                     _ => "the WebSocket".to_owned(),
                 };
-                return Err(Failure::Refused { what, error });
+                if !transient(&error.code) {
+                    return Err(Failure::Refused { what, error });
+                }
+                // Not done: done again on a fresh connection, after a pause. Nothing more is
+                // sent on this one, so segments still go out in order.
+                self.ws = None;
+                self.pause = Some(self.next_pause);
+                self.next_pause = (self.next_pause * 2).min(MAX_PAUSE);
+                obs.reconnecting(&format!("{what}: the server failed: {error}"));
+                self.lost_since.get_or_insert_with(Instant::now);
             }
             Incoming::Draft {
                 suggestion_id,
@@ -371,6 +413,9 @@ impl Link {
                 RESUME_WITHIN.as_secs()
             )));
         }
+        if let Some(pause) = self.pause.take() {
+            tokio::time::sleep(pause).await;
+        }
         self.reconnects += 1;
         let mut ws = self.server.reconnect().await?;
         let sent = async {
@@ -392,7 +437,7 @@ impl Link {
         if sent.is_ok() {
             self.ws = Some(ws);
         } else {
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
         Ok(())
     }
@@ -400,7 +445,7 @@ impl Link {
     /// Closes the socket politely.
     pub async fn close(&mut self) {
         if let Some(mut ws) = self.ws.take() {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), ws.close(None)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
         }
     }
 }
@@ -488,6 +533,25 @@ mod tests {
             Incoming::Other
         ));
         assert!(parse("nope").is_err());
+    }
+
+    #[test]
+    fn server_errors_are_retried_refusals_are_not() {
+        for code in ["internal", "unavailable"] {
+            assert!(transient(code), "{code}");
+        }
+        for code in [
+            "invalid_field",
+            "not_found",
+            "forbidden",
+            "conflict",
+            "call_ended",
+            "duplicate_segment",
+            "too_large",
+            "unknown",
+        ] {
+            assert!(!transient(code), "{code}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::client::{Failure, Server, retrying};
 use super::feed::{Counters, Feed, Rest, SendTimes, segment_index, wire_segments};
 use super::link::{EventMsg, Link, Observer, Until};
 use super::report::{CallOutcome, LoadReport};
+use super::view::ViewFile;
 use super::{Loaded, Options};
 
 /// How long the loss check waits for a subscriber to reach the call's top seq.
@@ -28,6 +29,8 @@ struct Timer {
     alerts: u64,
     suggestions: u64,
     summaries: u64,
+    /// `--dump-views`: every event applied, as received.
+    view: Option<ViewFile>,
 }
 
 impl Timer {
@@ -40,6 +43,9 @@ impl Timer {
 
 impl Observer for Timer {
     fn event(&mut self, e: &EventMsg, arrived: Instant) {
+        if let Some(v) = self.view.as_mut() {
+            v.record(e);
+        }
         match &e.event {
             Some(CallEvent::SegmentAdded(s)) => {
                 if let Some(us) = self.since_sent(s.segment_id.as_str(), arrived) {
@@ -107,6 +113,7 @@ pub async fn run(
                 rest: opts.rest,
                 summary_timeout: opts.summary_timeout,
                 counters: counters.clone(),
+                dump_views: opts.dump_views.clone(),
             };
             tokio::spawn(async move { call.run(&file).await })
         })
@@ -150,6 +157,7 @@ struct Call {
     rest: bool,
     summary_timeout: Duration,
     counters: Arc<Counters>,
+    dump_views: Option<std::path::PathBuf>,
 }
 
 impl Call {
@@ -170,6 +178,15 @@ impl Call {
         let server = &self.server;
         let call: CallId = server.start_call(&self.agent).await?;
         out.call_id = Some(call.to_string());
+        let view = match &self.dump_views {
+            Some(dir) => Some(ViewFile::create(dir, call).map_err(|e| {
+                Failure::Fatal(format!(
+                    "--dump-views: cannot create the view of call {call} in {}: {e}",
+                    dir.display()
+                ))
+            })?),
+            None => None,
+        };
         let mut sub = Link::open(server.clone(), call, true).await?;
         let mut feed = Feed::new(wire_segments(&file.transcript), self.speed)
             .with_counters(self.counters.clone());
@@ -180,6 +197,7 @@ impl Call {
             alerts: 0,
             suggestions: 0,
             summaries: 0,
+            view,
         };
         sub.drive(None, &mut timer, Until::Subscribed).await?;
         let mut ingest = if self.rest {
@@ -236,6 +254,9 @@ impl Call {
         out.summaries = timer.summaries;
         out.segment_latency = timer.segment_latency;
         out.alert_latency = timer.alert_latency;
+        if let Some(v) = timer.view {
+            v.finish().map_err(|e| Failure::Fatal(e.to_string()))?;
+        }
         Ok(())
     }
 }

@@ -17,8 +17,13 @@
 //! **Invariant:** nothing is lost across a dropped connection. On a resumable close (1001,
 //! 4000, 4008, 4009) or a broken socket the replay reconnects with backoff, resubscribes with
 //! `since_seq` = the last seq it saw, and resends every segment not yet acknowledged with its
-//! original id (the server answers a resent final segment with its original seq). Events are
-//! de-duplicated by seq. It gives up after [`client::RESUME_WITHIN`].
+//! original id (the server answers a resent final segment with its original seq). A server
+//! error on the socket (`internal`, `unavailable`: the server's database restarting, say) is
+//! handled the same way after a pause; only a refusal ends the replay. Events are
+//! de-duplicated by seq. It gives up after [`client::RESUME_WITHIN`] without progress.
+//!
+//! `--dump-views DIR` writes what each call's subscriber applied, as received, to
+//! `DIR/<call_id>.jsonl` (module `view`), so that a harness can compare it with the log.
 //!
 //! # Layout
 //!
@@ -30,6 +35,7 @@
 //! - `single`: one call at a time, printed.
 //! - `load`: `--calls N`, the progress bar and the report; `report`: its pure parts (seq
 //!   checking, percentiles, the report's text and JSON).
+//! - `view`: `--dump-views`, each call's received events written to a file.
 
 mod client;
 mod feed;
@@ -38,6 +44,7 @@ mod load;
 mod render;
 mod report;
 mod single;
+mod view;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,6 +77,8 @@ pub struct Options {
     /// Also show suggestion drafts as they stream.
     pub verbose: bool,
     pub summary_timeout: Duration,
+    /// Write each call's received events to `<dir>/<call_id>.jsonl`.
+    pub dump_views: Option<PathBuf>,
 }
 
 /// How a replay that ran to its end went.
@@ -127,6 +136,9 @@ pub async fn run(opts: Options) -> anyhow::Result<Outcome> {
         anyhow::bail!("--speed: must be 0 (as fast as possible) or a positive number");
     }
     let files = load(&opts.files)?;
+    if let Some(dir) = &opts.dump_views {
+        view::prepare(dir)?;
+    }
     let server = Arc::new(client::Server::new(&opts.server, opts.token.clone())?);
     if opts.calls == 1 {
         for file in &files {

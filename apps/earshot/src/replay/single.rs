@@ -10,6 +10,7 @@ use super::feed::{Feed, Rest, wire_segments};
 use super::link::{EventMsg, Link, Observer, Until};
 use super::render::{Tally, clock, lines};
 use super::report::speed_label;
+use super::view::ViewFile;
 use super::{Loaded, Options};
 
 /// Prints events: human-readable lines, or (`--json`) each `event` message as received.
@@ -18,6 +19,8 @@ struct Printer {
     json: bool,
     verbose: bool,
     tally: Tally,
+    /// `--dump-views`: every event applied, as received.
+    view: Option<ViewFile>,
 }
 
 impl Printer {
@@ -39,6 +42,9 @@ impl Printer {
 impl Observer for Printer {
     fn event(&mut self, e: &EventMsg, _arrived: Instant) {
         self.tally.add(e);
+        if let Some(v) = self.view.as_mut() {
+            v.record(e);
+        }
         if self.json {
             self.out(e.raw.trim_end());
         } else {
@@ -84,6 +90,15 @@ pub async fn replay(server: Arc<Server>, file: &Loaded, opts: &Options) -> anyho
         json: opts.json,
         verbose: opts.verbose,
         tally: Tally::default(),
+        view: match &opts.dump_views {
+            Some(dir) => Some(ViewFile::create(dir, call).map_err(|e| {
+                anyhow::anyhow!(
+                    "--dump-views: cannot create the view of call {call} in {}: {e}",
+                    dir.display()
+                )
+            })?),
+            None => None,
+        },
     };
     let duration = t.segments.iter().map(|s| s.end_ms).max().unwrap_or(0);
     p.note(&format!(
@@ -145,5 +160,8 @@ pub async fn replay(server: Arc<Server>, file: &Loaded, opts: &Options) -> anyho
     }
     link.close().await;
     p.note(&format!("call {call}: {}", p.tally.line()));
+    if let Some(v) = p.view.take() {
+        v.finish()?;
+    }
     Ok(())
 }
