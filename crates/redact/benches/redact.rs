@@ -10,7 +10,8 @@
 //! segment is timed on its own: `ROUNDS` rounds of `BATCH` calls, the segment's time being
 //! the median round's mean per call (batching keeps the clock's own cost out). The table
 //! gives p50 / p99 / max over the 302 segments, in microseconds. Criterion then reports the
-//! mean for the whole set. Target: p99 ≤ 20 µs.
+//! mean for the whole set. Target: p99 ≤ 20 µs. `BENCH_JSON=1` adds each row as one JSON
+//! line (`{"bench":"redact",...}`) for `bench/report.sh`.
 //!
 //! The binary exits at once unless `--bench` is among its arguments, so `cargo test
 //! --all-targets` builds and runs it for free.
@@ -129,12 +130,17 @@ fn main() {
             black_box(r.redact_next(&mut ctx.clone(), text));
         }
         let t = per_segment_micros(&r, &cases);
-        println!(
-            "| {name:<9} | {:>5.2} | {:>5.2} | {:>5.2} |",
-            percentile(&t, 50.0),
-            percentile(&t, 99.0),
-            t[t.len() - 1]
-        );
+        let (p50, p99, max) = (percentile(&t, 50.0), percentile(&t, 99.0), t[t.len() - 1]);
+        println!("| {name:<9} | {p50:>5.2} | {p99:>5.2} | {max:>5.2} |");
+        if std::env::var("BENCH_JSON").is_ok_and(|v| v == "1") {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "bench": "redact", "what": name, "segments": t.len(),
+                    "p50_us": p50, "p99_us": p99, "max_us": max,
+                })
+            );
+        }
         prepared.push((name, r, cases));
     }
     println!();

@@ -4,7 +4,8 @@
 //! `cargo bench -p rules` prints p50 / p99 / max per segment in microseconds for both, and
 //! their ratio. Each segment is timed on its own; percentiles are over every timed segment of
 //! every iteration. `BENCH_ITERS` changes the number of passes over the 15 calls (default 300);
-//! `BENCH_NAIVE=0` skips the naive side (to profile the engine alone).
+//! `BENCH_NAIVE=0` skips the naive side (to profile the engine alone). `BENCH_JSON=1` adds
+//! one JSON line per figure (`{"bench":"rules",...}`) for `bench/report.sh`.
 //! Without `--bench` (as under `cargo test --all-targets`) it does nothing.
 
 use std::hint::black_box;
@@ -87,9 +88,11 @@ fn main() {
         }
     }
     println!("engine (one automaton + one RegexSet): {e}");
+    e.json("engine-500-rules");
     if run_naive {
         let n = Stats::of(&mut naive_ns);
         println!("naive (500 regexes, one per rule):     {n}");
+        n.json("naive-500-rules");
         println!(
             "ratio naive/engine: p50 {:.1}x, p99 {:.1}x, mean {:.1}x",
             n.p50 / e.p50,
@@ -101,10 +104,9 @@ fn main() {
     // The default rulesets, for scale: banking over the same calls, and home-services over
     // Arabic and Hindi segments (non-ASCII text takes the Unicode regex set).
     let banking = default_engine("banking.yaml");
-    println!(
-        "default banking.yaml over the calls:   {}",
-        time_calls(&banking, &language, &calls, iters)
-    );
+    let b = time_calls(&banking, &language, &calls, iters);
+    println!("default banking.yaml over the calls:   {b}");
+    b.json("banking-en");
     let home = default_engine("home-services.yaml");
     for (tag, lines) in [("ar-AE", ARABIC), ("hi-IN", HINDI)] {
         let language = LanguageTag::parse(tag).unwrap_or_else(|e| panic!("{e}"));
@@ -127,10 +129,9 @@ fn main() {
                 }
             })
             .collect();
-        println!(
-            "default home-services.yaml, {tag}:     {}",
-            time_calls(&home, &language, &[segments], iters * 20)
-        );
+        let h = time_calls(&home, &language, &[segments], iters * 20);
+        println!("default home-services.yaml, {tag}:     {h}");
+        h.json(&format!("home-services-{tag}"));
     }
 }
 
@@ -210,6 +211,18 @@ impl Stats {
             p99: at(99),
             max: us(ns[ns.len() - 1]),
             mean: us(ns.iter().sum::<u128>()) / ns.len() as f64,
+        }
+    }
+}
+
+impl Stats {
+    /// With `BENCH_JSON=1`, the figures as one JSON line (µs per segment).
+    fn json(&self, what: &str) {
+        if std::env::var("BENCH_JSON").is_ok_and(|v| v == "1") {
+            println!(
+                r#"{{"bench":"rules","what":"{what}","p50_us":{:.3},"p99_us":{:.3},"max_us":{:.3},"mean_us":{:.3}}}"#,
+                self.p50, self.p99, self.max, self.mean
+            );
         }
     }
 }

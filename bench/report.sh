@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Regenerates the figures table at the top of docs/benchmarks.md: runs every benchmark of the
+# project RUNS times (3), interleaved round by round so that a drift of the machine touches
+# every configuration alike, keeps every run's raw output under target/bench-report/<stamp>/,
+# and hands them to bench/report.py, which takes the medians, updates bench/results.json and
+# rewrites the table.
+#
+#   bench/report.sh                      # everything (about 75 minutes on 2 cores)
+#   bench/report.sh hub assist           # some sections; the others keep their last results
+#   DURATION=20 bench/report.sh hub      # shorter load runs (the table says so)
+#
+# Sections: store (the event log's append throughput and rebuild), redact, rules (per-segment
+# engine times), hub (segment → alert at WebSocket subscribers, 1 / 500 / 2,000 calls),
+# assist (the alert p99 beside the LLM worker; time to the first suggestion token), fanout
+# (10,000 subscribers on one call), pgbench (the store's append against pgbench's inserts).
+#
+# Environment: RUNS (3), DURATION (60: seconds of each load run), ASSIST_VARIANTS (`off
+# offline provider-3s instant`: the assist section's servers), DATABASE_URL (Postgres for
+# the store benchmark; postgres://postgres@127.0.0.1:5432/postgres), PGHOST/PGPORT/PGUSER
+# (the load scripts' Postgres), SKIP_BUILD=1. Run it on an otherwise idle machine: the load
+# tool, the server, Postgres and the fake provider share its cores.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+runs=${RUNS:-3}
+duration=${DURATION:-60}
+assist_variants=${ASSIST_VARIANTS:-off offline provider-3s instant}
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+all=(store redact rules hub assist fanout pgbench)
+sections=("$@")
+[[ ${#sections[@]} -eq 0 ]] && sections=("${all[@]}")
+for s in "${sections[@]}"; do
+    [[ " ${all[*]} " == *" $s "* ]] || { echo "report: no section $s (${all[*]})" >&2; exit 64; }
+done
+want() { [[ " ${sections[*]} " == *" $1 "* ]]; }
+
+out=$root/target/bench-report/$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$out"
+log() { printf '%s report: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+    log "building (release)"
+    cargo build --release -q -p earshot -p earshot-load
+fi
+export SKIP_BUILD=1
+
+# One run: NAME (a file name under $out), then the command. Its stdout is kept as
+# NAME.out, its stderr as NAME.err; a failed run is kept too, and reported.
+run() {
+    local name=$1
+    shift
+    log "$name: $*"
+    local status=0
+    "$@" >"$out/$name.out" 2>"$out/$name.err" || status=$?
+    if [[ $status -ne 0 ]]; then
+        log "$name FAILED (exit $status); see $out/$name.err"
+        echo "$name" >>"$out/failed"
+    fi
+}
+
+# The event log: the benchmark repeats each row BENCH_RUNS times itself.
+if want store; then
+    run store-append env BENCH_JSON=1 BENCH_RUNS="$runs" cargo bench -q -p store --bench append
+fi
+for r in $(seq 1 "$runs"); do
+    # The engines: each run prints its percentiles; the report takes the median of the runs.
+    # (The filter that matches nothing skips criterion's own timing of the whole set.)
+    if want redact; then run "redact.$r" env BENCH_JSON=1 cargo bench -q -p redact --bench redact -- no-criterion-run; fi
+    if want rules; then run "rules.$r" env BENCH_JSON=1 cargo bench -q -p rules --bench engine; fi
+    if want hub; then
+        for store in sqlite postgres; do
+            for calls in 1 500 2000; do
+                run "hub.$store.$calls.$r" env DURATION="$duration" \
+                    apps/loadgen/run-bench.sh "$store" "$calls" -- --json
+            done
+        done
+    fi
+    if want assist; then
+        for store in sqlite postgres; do
+            for v in $assist_variants; do
+                case $v in
+                    off) run "assist.$store.off.$r" env SPEAKER=alternate DURATION="$duration" \
+                        SERVER_ARGS=--no-assist apps/loadgen/run-bench.sh "$store" 500 -- --json ;;
+                    offline) run "assist.$store.offline.$r" env SPEAKER=alternate \
+                        DURATION="$duration" apps/loadgen/run-bench.sh "$store" 500 -- --json ;;
+                    provider-3s) run "assist.$store.provider-3s.$r" env SPEAKER=alternate \
+                        DURATION="$duration" LLM_DELAY_MS=3000 \
+                        SERVER_ARGS="--assist-max-concurrent 1024" \
+                        apps/loadgen/run-bench.sh "$store" 500 -- --json ;;
+                    instant) if [[ $store == sqlite ]]; then
+                        run "assist.sqlite.provider-instant.$r" env SPEAKER=alternate \
+                            DURATION="$duration" LLM_DELAY_MS=0 \
+                            SERVER_ARGS="--assist-max-concurrent 1024" \
+                            apps/loadgen/run-bench.sh sqlite 500 -- --json
+                    fi ;;
+                    *) echo "report: no assist variant $v" >&2; exit 64 ;;
+                esac
+            done
+        done
+    fi
+    if want fanout; then
+        run "fanout.postgres.$r" apps/loadgen/run-fanout.sh postgres 10000 -- --json
+    fi
+done
+if want pgbench; then
+    run pgbench env RUNS="$runs" bench/pgbench/run.sh --json
+fi
+
+log "raw output in $out"
+python3 bench/report.py "$out" --duration "$duration" --runs "$runs" "${sections[@]}"
+if [[ -s $out/failed ]]; then
+    log "some runs failed: $(tr '\n' ' ' <"$out/failed")"
+    exit 1
+fi
