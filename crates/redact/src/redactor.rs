@@ -78,6 +78,13 @@ fn overlaps<T>(sorted: &[T], span: impl Fn(&T) -> (usize, usize), s: usize, e: u
     sorted.get(i).is_some_and(|x| span(x).0 < e)
 }
 
+/// Whether `s..e` starts where a span of `sorted` ends or ends where one starts (spans sorted
+/// and non-overlapping, so their ends are sorted too).
+fn touches(sorted: &[(usize, usize)], s: usize, e: usize) -> bool {
+    sorted.binary_search_by_key(&s, |&(_, end)| end).is_ok()
+        || sorted.binary_search_by_key(&e, |&(start, _)| start).is_ok()
+}
+
 /// Counts one word against an open cue's window and closes the cue once it is exceeded.
 fn tick(open: &mut Option<OpenCue>) {
     if let Some(o) = open {
@@ -253,6 +260,10 @@ impl Redactor {
         if text.bytes().any(|b| b.is_ascii_digit()) {
             if self.enabled(PiiKind::Iban) {
                 written::ibans(text, &mut found);
+                // The IBAN pattern wants a word boundary at both ends. One glued to a
+                // placeholder was glued to a value before that was redacted, and was no IBAN
+                // then: it must not become one on a second pass.
+                found.retain(|&(s, e)| !touches(existing, s, e));
                 keep(&mut found, Class::Claimed, Some(PiiKind::Iban), &mut spans);
             }
             written::dates(text, &mut found);

@@ -101,7 +101,15 @@ pub(crate) fn harper_valley(value: Value) -> Result<Transcript, TranscriptError>
     let utterances: Vec<HvUtterance> =
         serde_json::from_value(value).map_err(|e| invalid(Format::HarperValley, e.to_string()))?;
     let mut segments = Vec::with_capacity(utterances.len());
+    let mut seen = std::collections::HashSet::new();
     for u in utterances {
+        // Segment ids are made of `index`, and must be unique.
+        if !seen.insert(u.index) {
+            return Err(invalid(
+                Format::HarperValley,
+                format!("utterance {}: index appears twice", u.index),
+            ));
+        }
         let speaker = match u.speaker_role.as_str() {
             "agent" => Speaker::Agent,
             "caller" => Speaker::Customer,
@@ -117,12 +125,21 @@ pub(crate) fn harper_valley(value: Value) -> Result<Transcript, TranscriptError>
             continue;
         }
         let start_ms = u.start_ms.max(0) as u64;
+        let end_ms = start_ms.checked_add(u.duration_ms).ok_or_else(|| {
+            invalid(
+                Format::HarperValley,
+                format!(
+                    "utterance {}: start_ms + duration_ms is out of range",
+                    u.index
+                ),
+            )
+        })?;
         segments.push(TranscriptSegment {
             id: format!("hv-{}", u.index),
             speaker,
             text,
             start_ms,
-            end_ms: start_ms + u.duration_ms,
+            end_ms,
         });
     }
     // `index` order is close to, but not exactly, time order (overlapping turns).
