@@ -109,12 +109,26 @@ pub(crate) fn warm_up() {
 }
 
 /// Cue matches in `text` that sit on word boundaries, as (byte start, byte end, cue).
-pub(crate) fn find(text: &str, out: &mut Vec<(usize, usize, Cue)>) {
+///
+/// A placeholder (`placeholders`: sorted, non-overlapping byte ranges) is no boundary either:
+/// it stands for a value that was glued to the cue ("4155550132debit card" became
+/// "[PHONE]debit card"), and the second pass must find the cues the first one did.
+pub(crate) fn find(
+    text: &str,
+    placeholders: &[(usize, usize)],
+    out: &mut Vec<(usize, usize, Cue)>,
+) {
     let is_word = |c: char| c.is_alphanumeric();
+    let placeholder_ends_at =
+        |at: usize| placeholders.binary_search_by_key(&at, |&(_, e)| e).is_ok();
+    let placeholder_starts_at =
+        |at: usize| placeholders.binary_search_by_key(&at, |&(s, _)| s).is_ok();
     let mut pos = 0;
     while let Some(m) = MATCHER.find(Input::new(text).range(pos..)) {
-        let before_ok = !text[..m.start()].chars().next_back().is_some_and(is_word);
-        let after_ok = !text[m.end()..].chars().next().is_some_and(is_word);
+        let before_ok = !(text[..m.start()].chars().next_back().is_some_and(is_word)
+            || placeholder_ends_at(m.start()));
+        let after_ok = !(text[m.end()..].chars().next().is_some_and(is_word)
+            || placeholder_starts_at(m.end()));
         if before_ok && after_ok {
             out.push((m.start(), m.end(), CUES[m.pattern().as_usize()].1));
             pos = m.end();
@@ -136,13 +150,14 @@ mod tests {
         let mut out = Vec::new();
         find(
             "my Social Security Number is … phones cardinal card",
+            &[],
             &mut out,
         );
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].2, Cue::Ssn);
         assert_eq!(out[1].2, Cue::Card);
         out.clear();
-        find("x@gmail.comphone number is", &mut out);
+        find("x@gmail.comphone number is", &[], &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].2, Cue::Generic);
     }

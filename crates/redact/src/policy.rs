@@ -139,6 +139,13 @@ pub enum PolicyError {
     Matcher,
 }
 
+/// What written numbers, amounts and dates are glued with (`415-555-0132`, `(415)`, `+44`,
+/// `$129`, `1,250.00`, `2:30`, `03/14/1985`). The written detectors look at the character
+/// next to a match, so a placeholder that began or ended with one would change how the text
+/// next to it reads on a second pass (fuzzing found `-` turning the amount in `-50.0` into a
+/// digit run).
+const NUMBER_PUNCTUATION: &[char] = &['.', ',', '-', '/', ':', '(', '+', '$', '£', '€'];
+
 /// Placeholders are found again by exact match when redacted text is redacted a second
 /// time, and they must not be mistaken for (or merge with) words, digits or addresses.
 pub(crate) fn validate(policy: &Policy) -> Result<(), PolicyError> {
@@ -153,6 +160,8 @@ pub(crate) fn validate(policy: &Policy) -> Result<(), PolicyError> {
             Some("must not contain whitespace, digits or '@'")
         } else if p.starts_with(char::is_alphanumeric) || p.ends_with(char::is_alphanumeric) {
             Some("must start and end with a non-alphanumeric character, e.g. [PHONE]")
+        } else if p.starts_with(NUMBER_PUNCTUATION) || p.ends_with(NUMBER_PUNCTUATION) {
+            Some("must not start or end with any of . , - / : ( + $ £ €, e.g. [PHONE]")
         } else {
             None
         };

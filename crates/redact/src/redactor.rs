@@ -110,9 +110,9 @@ impl Redactor {
     /// Compiles `policy`.
     ///
     /// Fails if a placeholder is empty or longer than 64 characters, contains whitespace,
-    /// a digit or `@`, or starts or ends with a letter or digit (it must be recognisable as
-    /// a placeholder when redacted text is redacted again), or if `strict_min_digits` is
-    /// below 3.
+    /// a digit or `@`, or starts or ends with a letter, a digit or one of `. , - / : ( + $ £ €`
+    /// (it must be recognisable as a placeholder when redacted text is redacted again, and
+    /// must not read as part of a number next to it), or if `strict_min_digits` is below 3.
     pub fn new(policy: Policy) -> Result<Self, PolicyError> {
         validate(&policy)?;
         let mut patterns: Vec<&str> = ALL_KINDS
@@ -189,7 +189,7 @@ impl Redactor {
         if self.enabled(PiiKind::Email) {
             spoken_emails(text, &mut tokens, &mut hits);
         }
-        let cues = cues(text, &tokens);
+        let cues = cues(text, &tokens, &existing);
 
         let mut scan = Scan {
             r: self,
@@ -253,8 +253,36 @@ impl Redactor {
             }
             spans.sort_unstable_by_key(|&(s, _, _)| s);
         };
+        // A match that starts or ends inside a word takes the whole word: the part left over
+        // would be a word of its own on a second pass (fuzzing found "e@l.foꂬ at gmail",
+        // whose leftover "ꂬ at gmail" then read as a spelled e-mail address).
+        let widen = |found: &mut Vec<(usize, usize)>| {
+            for (s, e) in found.iter_mut() {
+                let i = tokens.partition_point(|t| t.end <= *s);
+                if let Some(t) = tokens.get(i)
+                    && t.start < *s
+                {
+                    *s = t.start;
+                }
+                let j = tokens.partition_point(|t| t.end < *e);
+                if let Some(t) = tokens.get(j)
+                    && t.start < *e
+                    && *e < t.end
+                {
+                    *e = t.end;
+                }
+            }
+            found.dedup_by(|b, a| {
+                let overlap = b.0 < a.1;
+                if overlap {
+                    a.1 = a.1.max(b.1);
+                }
+                overlap
+            });
+        };
         if self.enabled(PiiKind::Email) {
             written::emails(text, &mut found);
+            widen(&mut found);
             keep(&mut found, Class::Claimed, Some(PiiKind::Email), &mut spans);
         }
         if text.bytes().any(|b| b.is_ascii_digit()) {
@@ -264,6 +292,7 @@ impl Redactor {
                 // placeholder was glued to a value before that was redacted, and was no IBAN
                 // then: it must not become one on a second pass.
                 found.retain(|&(s, e)| !touches(existing, s, e));
+                widen(&mut found);
                 keep(&mut found, Class::Claimed, Some(PiiKind::Iban), &mut spans);
             }
             written::dates(text, &mut found);
@@ -335,9 +364,9 @@ fn spoken_emails(text: &str, tokens: &mut [Token], hits: &mut Vec<Hit>) {
 ///
 /// A cue glued to a neighbouring token ("phone4155550132") is not one: the same text with
 /// the number replaced ("phone[PHONE]") must read the same on a second pass.
-fn cues(text: &str, tokens: &[Token]) -> Vec<(usize, Cue)> {
+fn cues(text: &str, tokens: &[Token], placeholders: &[(usize, usize)]) -> Vec<(usize, Cue)> {
     let mut matches = Vec::new();
-    cue::find(text, &mut matches);
+    cue::find(text, placeholders, &mut matches);
     let glued = |a: usize, b: usize| tokens[a].end == tokens[b].start;
     matches
         .into_iter()

@@ -2,7 +2,7 @@
 //! keep.
 
 use domain::event::PiiKind;
-use redact::{Policy, Redactor};
+use redact::{Policy, PolicyError, Redactor};
 
 /// Redacting the output again changes nothing and reports nothing (the crate's idempotence
 /// invariant).
@@ -54,5 +54,77 @@ fn fuzz_input_with_custom_placeholders() {
     assert_eq!(
         text,
         "[EMAIL] or@[EMAIL]GB82 WEST 1234 5698 7608 3211 1111, social [IBAN]"
+    );
+}
+
+/// "debit card" glued to a number before it is no cue, but the "card" inside it still is. On
+/// the second pass the number was a placeholder, "debit card" was found there and then
+/// dropped as glued, hiding "card": the number after it lost its cue and became a phone
+/// number. As the fuzzer found it: flags 0x2f, mask 0x656e (card, e-mail, SSN, DOB, address
+/// and number disabled), so the cued card number stays on the first pass.
+#[test]
+fn a_cue_glued_to_a_redacted_number_reads_the_same_twice() {
+    let mut policy = Policy::default();
+    for kind in [
+        PiiKind::Email,
+        PiiKind::Card,
+        PiiKind::Ssn,
+        PiiKind::Dob,
+        PiiKind::Address,
+        PiiKind::Number,
+    ] {
+        policy = policy.without(kind);
+    }
+    let r = Redactor::new(policy).unwrap();
+    let text = assert_idempotent(&r, "1111111debit card 1111111");
+    assert_eq!(text, "[PHONE]debit card 1111111");
+
+    // With the default policy the cue decides the kind, on both passes.
+    let r = Redactor::new(Policy::default()).unwrap();
+    let out = r.redact("4155550132debit card 4111111111111111");
+    assert_eq!(out.text, "[PHONE]debit card [CARD]");
+    assert_idempotent(&r, "4155550132debit card 4111111111111111");
+}
+
+/// A placeholder made of number punctuation changed the text next to it: "00o50.0" became
+/// "-50.0" (the strict threshold caught "00o"), where "50.0" no longer reads as an amount
+/// (`-` glues it to a number) and was redacted on a second pass. Such placeholders are
+/// refused now. As the fuzzer found it: strict 3, Number's placeholder `-`.
+#[test]
+fn placeholders_made_of_number_punctuation_are_refused() {
+    for bad in [
+        "-", ".", ",", "/", ":", "(", "+", "$", "€", "£", "-x-", "[x-", "(x)", "$x]",
+    ] {
+        let err =
+            Redactor::new(Policy::strict(3).with_placeholder(PiiKind::Number, bad)).expect_err(bad);
+        assert!(
+            matches!(
+                err,
+                PolicyError::Placeholder {
+                    kind: PiiKind::Number,
+                    ..
+                }
+            ),
+            "{bad:?}: {err:?}"
+        );
+    }
+    let r = Redactor::new(Policy::strict(3).with_placeholder(PiiKind::Number, "<n>")).unwrap();
+    assert_eq!(assert_idempotent(&r, "00o50.0"), "<n>50.0");
+}
+
+/// The written e-mail pattern ended inside a word ("e@l.fo" of "e@l.foꂬ": its TLD is ASCII
+/// letters), and the rest of the word ("ꂬ") was left next to the placeholder, where on a
+/// second pass it read as the start of a spelled address ("ꂬ at gmail"). A match now takes
+/// the whole word. As the fuzzer found it, with the default policy.
+#[test]
+fn a_written_email_ending_inside_a_word_takes_the_word() {
+    let r = Redactor::new(Policy::default()).unwrap();
+    assert_eq!(
+        assert_idempotent(&r, "e@l.foꂬ at gmail"),
+        "[EMAIL] at gmail"
+    );
+    assert_eq!(
+        assert_idempotent(&r, "mail john.smith@gmail.com now"),
+        "mail [EMAIL] now"
     );
 }
