@@ -101,8 +101,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     }
                 }
                 // The body itself is of the wrong type (`null`, a list, a number): no field is
-                // to blame, and serde's "expected struct …" names a Rust type, not ours.
-                _ if path == "." => {
+                // to blame, and serde's "expected struct …" names a Rust type, not ours. (An
+                // object can fail at "." too: inside an internally tagged enum, such as a
+                // WebSocket message, serde cannot say which field; its reason still can.)
+                _ if path == "." && bytes.trim_ascii_start().first() != Some(&b'{') => {
                     return ApiError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         "invalid_body",
@@ -208,6 +210,24 @@ pub fn param<T, E: std::fmt::Display>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    #[allow(dead_code)]
+    enum Tagged {
+        Subscribe { call_id: String },
+    }
+
+    #[test]
+    fn a_type_error_inside_a_tagged_object_keeps_its_reason() {
+        let e = parse_json::<Tagged>(br#"{"type": "subscribe", "call_id": 5}"#).unwrap_err();
+        assert_eq!(e.code, "invalid_field");
+        assert!(e.message.contains("invalid type"), "{}", e.message);
+        // Not an object at all: the body is to blame.
+        let e = parse_json::<Tagged>(b" 5").unwrap_err();
+        assert_eq!(e.code, "invalid_body");
+        assert_eq!(e.message, "the body must be a JSON object");
+    }
 
     #[derive(serde::Deserialize, Debug)]
     #[serde(deny_unknown_fields)]
