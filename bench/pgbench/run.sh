@@ -9,7 +9,7 @@
 #
 # What runs:
 # - A fresh database pgbench_call_events_<time>_<pid> on the local server (trust auth),
-#   dropped at the end; schema.sql creates call_events as the store's migration does.
+#   dropped at the end; call_events comes from the store's own migrations.
 # - pgbench -n -M prepared -c C -j min(C, 2) -T SECONDS -f insert.sql, for C in CLIENTS
 #   (1 16 64, the writer counts of the store benchmark's rows), RUNS times each (3); the
 #   median of the runs' tps (= rows/s: one INSERT per transaction). Every run is checked:
@@ -61,6 +61,10 @@ db="pgbench_call_events_$(date +%Y%m%d_%H%M%S)_$$"
 "${psql_[@]}" -d postgres -c "create database $db"
 cleanup() { "${psql_[@]}" -d postgres -c "drop database if exists $db" || true; }
 trap cleanup EXIT
+# The store's own schema, from its migrations (never a copy that could drift), then ours.
+for migration in "$root"/crates/store/migrations/postgres/*.sql; do
+    "${psql_[@]}" -d "$db" -f "$migration" >/dev/null
+done
 "${psql_[@]}" -d "$db" -f "$here/schema.sql"
 
 fsync=$("${psql_[@]}" -d "$db" -Atc "show fsync")
