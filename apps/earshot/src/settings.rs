@@ -156,6 +156,12 @@ pub struct AssistSettings {
     #[arg(long, env = "EARSHOT_ASSIST_NICE", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub assist_nice: i32,
 
+    /// Milliseconds between `suggestion_draft` messages of one reply: pieces streamed sooner
+    /// go out together with the next one (0: every piece on its own). The first piece is
+    /// never held.
+    #[arg(long, env = "EARSHOT_ASSIST_DRAFT_INTERVAL_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub assist_draft_interval_ms: u64,
+
     /// This worker's share of the calls, I/N (e.g. 2/3 with three workers). Each share
     /// keeps its own checkpoint.
     #[arg(long, env = "EARSHOT_ASSIST_SHARD", default_value = "1/1", value_parser = crate::worker::Shard::parse)]
@@ -224,6 +230,7 @@ impl AssistSettings {
             shard: self.assist_shard,
             max_concurrent: self.assist_max_concurrent.max(1),
             nice: self.assist_nice,
+            draft_interval: std::time::Duration::from_millis(self.assist_draft_interval_ms),
             ..Default::default()
         }
     }

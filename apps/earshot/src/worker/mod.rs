@@ -125,6 +125,10 @@ pub struct WorkerConfig {
     pub max_concurrent: usize,
     /// The nice value of the thread the generations run on (0: the process's own priority).
     pub nice: i32,
+    /// Draft pieces that arrive sooner than this after the last `suggestion_draft` are sent
+    /// together with the next one (zero: every piece as it comes). The first piece always
+    /// goes out at once.
+    pub draft_interval: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -135,6 +139,7 @@ impl Default for WorkerConfig {
             stream_drafts: true,
             max_concurrent: 256,
             nice: 10,
+            draft_interval: Duration::from_millis(100),
         }
     }
 }
@@ -475,29 +480,17 @@ impl Worker {
         // The ruleset comes from the engines' cache, or the store: read here, on the
         // server's runtime, so the generation's own runtime never opens a store connection.
         let ruleset = self.generator.ruleset(&state).await;
-        let hub = self.hub.clone().filter(|_| self.config.stream_drafts);
         let based_on_seq = state.version;
-        let call = trigger.call;
-        let mut index = 0u32;
-        let mut first = true;
-        let mut on_delta = move |delta: &str| {
-            if first {
-                first = false;
-                metrics::histogram!("earshot_assist_first_token_seconds")
-                    .record(started.elapsed().as_secs_f64());
-            }
-            if let Some(hub) = &hub {
-                hub.publish_draft(&SuggestionDraft {
-                    v: PROTOCOL_VERSION,
-                    kind_of_message: "suggestion_draft",
-                    call_id: call,
-                    suggestion_id,
-                    based_on_seq,
-                    index,
-                    delta,
-                });
-            }
-            index += 1;
+        let mut drafts = Drafts {
+            hub: self.hub.clone().filter(|_| self.config.stream_drafts),
+            call: trigger.call,
+            suggestion_id,
+            based_on_seq,
+            interval: self.config.draft_interval,
+            started,
+            sent_at: None,
+            index: 0,
+            pending: String::new(),
         };
         let _permit = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -505,9 +498,13 @@ impl Worker {
         };
         let generator = self.generator.clone();
         let generation = async move {
-            generator
-                .reply(&state, ruleset.as_deref(), suggestion_id, &mut on_delta)
-                .await
+            let reply = generator
+                .reply(&state, ruleset.as_deref(), suggestion_id, &mut |delta| {
+                    drafts.push(delta)
+                })
+                .await;
+            drafts.flush();
+            reply
         };
         // A cancel drops the generation, and with it the provider's HTTP request.
         let reply = tokio::select! {
@@ -666,6 +663,61 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// The `suggestion_draft` messages of one generation. Pieces are coalesced: one that comes
+/// less than `interval` after the last message waits for the next piece (or the end of the
+/// stream) and goes out with it. A provider streams a token every few milliseconds; a panel
+/// reads no faster than ten updates a second, and every message is a frame to every follower
+/// of the call, on the cores ingest and the rules run on.
+struct Drafts {
+    hub: Option<Arc<Hub>>,
+    call: CallId,
+    suggestion_id: SuggestionId,
+    based_on_seq: Seq,
+    interval: Duration,
+    /// When the job started, for the first-token metric.
+    started: Instant,
+    sent_at: Option<Instant>,
+    index: u32,
+    pending: String,
+}
+
+impl Drafts {
+    fn push(&mut self, delta: &str) {
+        if delta.is_empty() {
+            return;
+        }
+        if self.sent_at.is_none() && self.pending.is_empty() {
+            metrics::histogram!("earshot_assist_first_token_seconds")
+                .record(self.started.elapsed().as_secs_f64());
+        }
+        self.pending.push_str(delta);
+        if self.sent_at.is_none_or(|at| at.elapsed() >= self.interval) {
+            self.flush();
+        }
+    }
+
+    /// Sends what is pending.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if let Some(hub) = &self.hub {
+            hub.publish_draft(&SuggestionDraft {
+                v: PROTOCOL_VERSION,
+                kind_of_message: "suggestion_draft",
+                call_id: self.call,
+                suggestion_id: self.suggestion_id,
+                based_on_seq: self.based_on_seq,
+                index: self.index,
+                delta: &self.pending,
+            });
+        }
+        self.pending.clear();
+        self.index += 1;
+        self.sent_at = Some(Instant::now());
     }
 }
 

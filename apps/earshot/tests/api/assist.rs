@@ -207,7 +207,10 @@ async fn streamed_reply_reaches_followers_and_only_redacted_text_leaves() {
         vec![Step::Complete(summary_json())],
     )
     .await;
-    let app = spawn_app_with(db.open_store().await, remote(&llm)).await;
+    // Every streamed piece on its own (coalescing has its own test below).
+    let mut config = remote(&llm);
+    config.assist.worker.draft_interval = Duration::ZERO;
+    let app = spawn_app_with(db.open_store().await, config).await;
     let t = app.token("service", "dialer").await;
     let csr = app.token("agent", "agent-7").await;
     let call = app.start_call(&t).await;
@@ -297,6 +300,62 @@ async fn streamed_reply_reaches_followers_and_only_redacted_text_leaves() {
             "raw PII sent: {text}"
         );
     }
+    app.stop().await.unwrap();
+    db.finish().await;
+}
+
+/// Streamed pieces are coalesced: the first goes out at once, the ones that follow within
+/// the draft interval wait and go out together at the end of the stream, before the stored
+/// reply; the pieces still add up to the reply, in index order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_pieces_are_coalesced_within_the_draft_interval() {
+    let db = store::testkit::TestStore::sqlite();
+    let llm = FakeLlm::start(
+        vec![Step::stream(vec![
+            "Sorry ",
+            "to hear ",
+            "that. ",
+            "When did it start?",
+        ])],
+        vec![Step::Complete(summary_json())],
+    )
+    .await;
+    let mut config = remote(&llm);
+    // Longer than the whole stream: everything after the first piece is held to the end.
+    config.assist.worker.draft_interval = Duration::from_secs(60);
+    let app = spawn_app_with(db.open_store().await, config).await;
+    let t = app.token("service", "dialer").await;
+    let csr = app.token("agent", "agent-7").await;
+    let call = app.start_call(&t).await;
+    let mut ws = app.ws(&csr).await;
+    ws.subscribe(&call, 0).await;
+    app.say(&t, &call, "c1", "customer", "the AC is broken", 0)
+        .await;
+    let mut drafts = Vec::new();
+    let suggestion = loop {
+        let m = ws.next_json().await;
+        match m["type"].as_str() {
+            Some("suggestion_draft") => drafts.push(m),
+            Some("event") if m["kind"] == "reply_suggested" => break m,
+            _ => {}
+        }
+    };
+    let pieces: Vec<(u64, &str)> = drafts
+        .iter()
+        .map(|d| (d["index"].as_u64().unwrap(), d["delta"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        pieces,
+        [(0, "Sorry "), (1, "to hear that. When did it start?")]
+    );
+    assert_eq!(
+        suggestion["data"]["text"],
+        "Sorry to hear that. When did it start?"
+    );
+    assert_eq!(
+        drafts[1]["suggestion_id"],
+        suggestion["data"]["suggestion_id"]
+    );
     app.stop().await.unwrap();
     db.finish().await;
 }
