@@ -10,9 +10,16 @@ use crate::event::{
 use crate::ids::{ActorId, AgentId, AlertId, LanguageTag, SegmentId, SuggestionId, TenantId};
 use crate::state::{CallState, CallStatus};
 
-/// The longest segment text accepted, in characters. A speech-to-text segment is a sentence
-/// or two; anything near this is a misbehaving source.
+/// The longest segment text accepted from a source, in characters (checked at the edge, on
+/// the text as sent). A speech-to-text segment is a sentence or two; anything near this is a
+/// misbehaving source.
 pub const MAX_SEGMENT_CHARS: usize = 4_000;
+
+/// The longest segment text stored, in characters: the redacted text a command carries.
+/// Redaction may lengthen a segment (`my pin is 4321` → `my pin is [NUMBER]`), so a segment
+/// the edge accepted must not be refused here for that; the bound only keeps a misconfigured
+/// placeholder from growing a row without limit.
+pub const MAX_STORED_SEGMENT_CHARS: usize = 4 * MAX_SEGMENT_CHARS;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
@@ -56,8 +63,11 @@ pub enum Command {
 
 /// The longest suggested reply accepted, in characters.
 pub const MAX_SUGGESTION_CHARS: usize = 2_000;
-/// The longest note on a disposition override, in characters.
+/// The longest note on a disposition override, in characters (checked at the edge, on the
+/// note as the person typed it).
 pub const MAX_NOTE_CHARS: usize = 2_000;
+/// The longest note stored, once redacted (see [`MAX_STORED_SEGMENT_CHARS`]).
+pub const MAX_STORED_NOTE_CHARS: usize = 4 * MAX_NOTE_CHARS;
 /// The longest summary line (reason, action or next step) accepted, in characters.
 pub const MAX_SUMMARY_LINE_CHARS: usize = 1_000;
 /// The most actions or next steps in one summary.
@@ -180,11 +190,11 @@ pub fn decide(state: &CallState, command: Command) -> Result<Vec<CallEvent>, Dom
                 CallStatus::Ended => {}
             }
             if let Some(n) = &note
-                && n.chars().count() > MAX_NOTE_CHARS
+                && n.chars().count() > MAX_STORED_NOTE_CHARS
             {
                 return Err(DomainError::invalid(
                     "note",
-                    format!("must be at most {MAX_NOTE_CHARS} characters"),
+                    format!("must be at most {MAX_STORED_NOTE_CHARS} characters once redacted"),
                 ));
             }
             Ok(vec![CallEvent::DispositionOverridden(
@@ -302,10 +312,12 @@ fn validate_segment(s: &SegmentAdded) -> Result<(), DomainError> {
     if s.text.trim().is_empty() {
         return Err(DomainError::invalid("text", "must not be empty"));
     }
-    if chars > MAX_SEGMENT_CHARS {
+    if chars > MAX_STORED_SEGMENT_CHARS {
         return Err(DomainError::invalid(
             "text",
-            format!("is {chars} characters; at most {MAX_SEGMENT_CHARS} are accepted"),
+            format!(
+                "is {chars} characters once redacted; at most {MAX_STORED_SEGMENT_CHARS} are stored"
+            ),
         ));
     }
     if s.end_ms < s.start_ms {
@@ -502,7 +514,7 @@ mod tests {
         let cases: Vec<(SegmentAdded, &str)> = vec![
             (segment("s", "   ", true), "text"),
             (
-                segment("s", &"x".repeat(MAX_SEGMENT_CHARS + 1), true),
+                segment("s", &"x".repeat(MAX_STORED_SEGMENT_CHARS + 1), true),
                 "text",
             ),
             (

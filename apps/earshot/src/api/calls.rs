@@ -573,9 +573,10 @@ pub async fn put_disposition(
                 "must be booked, lead, spam, resolved, escalated or other",
             )
         })?;
-    // The limit is on what the client sent. The domain checks it again on the note it stores,
-    // after redaction, which shortens a note that holds long numbers ("[NUMBER]" for 2000
-    // digits): without this check such a note got through.
+    // The limit is on what the client sent. Redaction changes the length: it shortens a note
+    // that holds long numbers ("[NUMBER]" for 2000 digits: without this check such a note got
+    // through) and lengthens one with short ones ("pin 4321" → "pin [NUMBER]"), so the
+    // domain only bounds the stored note, at MAX_STORED_NOTE_CHARS.
     if let Some(n) = &body.note
         && n.chars().count() > MAX_NOTE_CHARS
     {

@@ -7,10 +7,13 @@ use futures::SinkExt;
 use serde_json::{Value, json};
 use store::Store;
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 use crate::on_both_stores;
 
-on_both_stores!(bad_input_is_refused_and_writes_nothing);
+on_both_stores!(
+    bad_input_is_refused_and_writes_nothing,
+    limits_hold_on_what_was_sent_though_redaction_lengthens_it
+);
 
 async fn raw(
     app: &TestApp,
@@ -248,5 +251,63 @@ async fn bad_input_is_refused_and_writes_nothing(store: Arc<dyn Store>) {
         .await;
     let m = ws.next_json().await;
     assert_eq!(m["type"], "event", "still serving after errors: {m}");
+    app.stop().await.unwrap();
+}
+
+/// The length limits are on what the client sent. Redaction can lengthen a text (`my pin is
+/// 4321` → `my pin is [NUMBER]`): a segment of exactly the 4,000 characters allowed, and a
+/// disposition note of exactly 2,000, are stored redacted, longer than that, not refused.
+async fn limits_hold_on_what_was_sent_though_redaction_lengthens_it(store: Arc<dyn Store>) {
+    let app = spawn_app(store).await;
+    let call = app.start_call(&app.admin).await;
+    let text = "my pin is 4321. ".repeat(domain::command::MAX_SEGMENT_CHARS / 16);
+    assert_eq!(text.chars().count(), domain::command::MAX_SEGMENT_CHARS);
+    let said = app
+        .say(&app.admin, &call, "long", "customer", &text, 0)
+        .await;
+    assert_eq!(said["results"][0]["deduplicated"], false, "{said}");
+    let (status, state) = app.get(&format!("/api/v1/calls/{call}"), &app.admin).await;
+    assert_eq!(status, 200, "{state}");
+    let stored = state["state"]["segments"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{state}"));
+    assert!(!stored.contains("4321"), "redacted: {stored}");
+    assert!(
+        stored.chars().count() > domain::command::MAX_SEGMENT_CHARS,
+        "longer once redacted: {} characters",
+        stored.chars().count()
+    );
+    // One character more is still refused at the edge, and writes nothing.
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/calls/{call}/segments"),
+            &app.admin,
+            json!({"segment_id": "longer", "speaker": "customer", "text": format!("{text}x"),
+                   "start_ms": 2_000, "end_ms": 3_000}),
+        )
+        .await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["field"], "segments[0].text", "{body}");
+    let (_, after) = app.get(&format!("/api/v1/calls/{call}"), &app.admin).await;
+    assert_eq!(
+        after["top_seq"], state["top_seq"],
+        "nothing written: {after}"
+    );
+
+    let (status, body) = app
+        .post(&format!("/api/v1/calls/{call}/end"), &app.admin, json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let note = "my pin is 4321. ".repeat(domain::command::MAX_NOTE_CHARS / 16);
+    assert_eq!(note.chars().count(), domain::command::MAX_NOTE_CHARS);
+    let (status, body) = app
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/calls/{call}/disposition"),
+            &app.admin,
+            Some(json!({"disposition": "lead", "note": note})),
+        )
+        .await;
+    assert_eq!(status, 200, "a note of 2000 characters is accepted: {body}");
     app.stop().await.unwrap();
 }
