@@ -14,7 +14,7 @@ use store::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::fake_llm::{FakeLlm, Step};
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, Ws, spawn_app, spawn_app_with};
 use crate::on_both_stores;
 
 /// The server with its assist worker, debounced briefly, on the offline provider.
@@ -191,6 +191,20 @@ async fn offline_provider_suggests_and_summarizes(store: Arc<dyn Store>) {
     app.stop().await.unwrap();
 }
 
+/// The `suggestion_draft` messages a follower gets, up to the `reply_suggested` event, and
+/// that event.
+async fn drafts_until_reply(ws: &mut Ws) -> (Vec<Value>, Value) {
+    let mut drafts = Vec::new();
+    loop {
+        let m = ws.next_json().await;
+        match m["type"].as_str() {
+            Some("suggestion_draft") => drafts.push(m),
+            Some("event") if m["kind"] == "reply_suggested" => return (drafts, m),
+            _ => {}
+        }
+    }
+}
+
 /// A streaming provider: the call's followers get the reply as drafts while it is generated,
 /// then the stored suggestion with the provider, model, tokens and latency. Only redacted
 /// text reaches the provider.
@@ -228,15 +242,7 @@ async fn streamed_reply_reaches_followers_and_only_redacted_text_leaves() {
         .await;
     let seq = seq_of(&said);
 
-    let mut drafts = Vec::new();
-    let suggestion = loop {
-        let m = ws.next_json().await;
-        match m["type"].as_str() {
-            Some("suggestion_draft") => drafts.push(m),
-            Some("event") if m["kind"] == "reply_suggested" => break m,
-            _ => {}
-        }
-    };
+    let (drafts, suggestion) = drafts_until_reply(&mut ws).await;
     let data = &suggestion["data"];
     assert_eq!(data["text"], "Sorry to hear that. When did it start?");
     assert_eq!(data["provider"], "fake");
@@ -331,15 +337,7 @@ async fn streamed_pieces_are_coalesced_within_the_draft_interval() {
     ws.subscribe(&call, 0).await;
     app.say(&t, &call, "c1", "customer", "the AC is broken", 0)
         .await;
-    let mut drafts = Vec::new();
-    let suggestion = loop {
-        let m = ws.next_json().await;
-        match m["type"].as_str() {
-            Some("suggestion_draft") => drafts.push(m),
-            Some("event") if m["kind"] == "reply_suggested" => break m,
-            _ => {}
-        }
-    };
+    let (drafts, suggestion) = drafts_until_reply(&mut ws).await;
     let pieces: Vec<(u64, &str)> = drafts
         .iter()
         .map(|d| (d["index"].as_u64().unwrap(), d["delta"].as_str().unwrap()))
