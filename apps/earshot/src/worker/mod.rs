@@ -481,7 +481,7 @@ impl Worker {
         // server's runtime, so the generation's own runtime never opens a store connection.
         let ruleset = self.generator.ruleset(&state).await;
         let based_on_seq = state.version;
-        let mut drafts = Drafts {
+        let drafts = Drafts {
             hub: self.hub.clone().filter(|_| self.config.stream_drafts),
             call: trigger.call,
             suggestion_id,
@@ -498,12 +498,34 @@ impl Worker {
         };
         let generator = self.generator.clone();
         let generation = async move {
-            let reply = generator
-                .reply(&state, ruleset.as_deref(), suggestion_id, &mut |delta| {
-                    drafts.push(delta)
-                })
-                .await;
-            drafts.flush();
+            // Shared by the provider's callback and the timer below (never contended: both
+            // run in this one future).
+            let drafts = std::sync::Mutex::new(drafts);
+            let lock = || drafts.lock().expect("drafts");
+            // A piece held back goes out when its interval is over, even if the provider
+            // pauses before the next one. The callback cannot arm the timer itself: it says
+            // a piece was held, and the loop below arms it.
+            let held = tokio::sync::Notify::new();
+            let mut on_delta = |delta: &str| {
+                let mut d = lock();
+                d.push(delta);
+                if d.due().is_some() {
+                    held.notify_one();
+                }
+            };
+            let reply = generator.reply(&state, ruleset.as_deref(), suggestion_id, &mut on_delta);
+            tokio::pin!(reply);
+            let reply = loop {
+                let due = lock().due();
+                tokio::select! {
+                    r = &mut reply => break r,
+                    _ = held.notified(), if due.is_none() => {}
+                    _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
+                        lock().flush_due();
+                    }
+                }
+            };
+            lock().flush();
             reply
         };
         // A cancel drops the generation, and with it the provider's HTTP request.
@@ -667,8 +689,8 @@ impl Worker {
 }
 
 /// The `suggestion_draft` messages of one generation. Pieces are coalesced: one that comes
-/// less than `interval` after the last message waits for the next piece (or the end of the
-/// stream) and goes out with it. A provider streams a token every few milliseconds; a panel
+/// less than `interval` after the last message is held until that interval is over (or the
+/// stream ends) and goes out with whatever came meanwhile. A provider streams a token every few milliseconds; a panel
 /// reads no faster than ten updates a second, and every message is a frame to every follower
 /// of the call, on the cores ingest and the rules run on.
 struct Drafts {
@@ -695,6 +717,24 @@ impl Drafts {
         }
         self.pending.push_str(delta);
         if self.sent_at.is_none_or(|at| at.elapsed() >= self.interval) {
+            self.flush();
+        }
+    }
+
+    /// When what is pending is due to go out (`None`: nothing is pending).
+    fn due(&self) -> Option<Instant> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        Some(
+            self.sent_at
+                .map_or_else(Instant::now, |at| at + self.interval),
+        )
+    }
+
+    /// Sends what is pending if its interval is over.
+    fn flush_due(&mut self) {
+        if self.due().is_some_and(|due| due <= Instant::now()) {
             self.flush();
         }
     }

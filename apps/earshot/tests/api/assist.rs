@@ -358,6 +358,54 @@ async fn streamed_pieces_are_coalesced_within_the_draft_interval() {
     db.finish().await;
 }
 
+/// A held piece goes out when its interval is over, even while the provider pauses: pieces
+/// 1 s apart with a 2.5 s interval come as the first (at 0 s), the second and third together
+/// (due at 2.5 s, not held until the fourth at 3 s), then the fourth at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_piece_goes_out_when_its_interval_is_over() {
+    let db = store::testkit::TestStore::sqlite();
+    let llm = FakeLlm::start(
+        vec![Step::Stream {
+            deltas: vec!["Sorry ", "to hear ", "that. ", "When did it start?"],
+            first_byte: Duration::ZERO,
+            gap: Duration::from_secs(1),
+        }],
+        vec![Step::Complete(summary_json())],
+    )
+    .await;
+    let mut config = remote(&llm);
+    config.assist.worker.draft_interval = Duration::from_millis(2_500);
+    // The stream takes 3 s: longer than the tests' usual request timeout.
+    config.assist.provider.as_mut().unwrap().request_timeout = Duration::from_secs(20);
+    let app = spawn_app_with(db.open_store().await, config).await;
+    let t = app.token("service", "dialer").await;
+    let csr = app.token("agent", "agent-7").await;
+    let call = app.start_call(&t).await;
+    let mut ws = app.ws(&csr).await;
+    ws.subscribe(&call, 0).await;
+    app.say(&t, &call, "c1", "customer", "the AC is broken", 0)
+        .await;
+    let (drafts, suggestion) = drafts_until_reply(&mut ws).await;
+    let pieces: Vec<(u64, &str)> = drafts
+        .iter()
+        .map(|d| (d["index"].as_u64().unwrap(), d["delta"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        pieces,
+        [
+            (0, "Sorry "),
+            (1, "to hear that. "),
+            (2, "When did it start?")
+        ]
+    );
+    assert_eq!(
+        suggestion["data"]["text"],
+        "Sorry to hear that. When did it start?"
+    );
+    app.stop().await.unwrap();
+    db.finish().await;
+}
+
 /// A 429 with `Retry-After: 1` is retried after (at least) that second, and the retry's
 /// answer is posted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
