@@ -310,72 +310,22 @@ async fn streamed_reply_reaches_followers_and_only_redacted_text_leaves() {
     db.finish().await;
 }
 
-/// Streamed pieces are coalesced: the first goes out at once, the ones that follow within
-/// the draft interval wait and go out together at the end of the stream, before the stored
-/// reply; the pieces still add up to the reply, in index order.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streamed_pieces_are_coalesced_within_the_draft_interval() {
-    let db = store::testkit::TestStore::sqlite();
-    let llm = FakeLlm::start(
-        vec![Step::stream(vec![
-            "Sorry ",
-            "to hear ",
-            "that. ",
-            "When did it start?",
-        ])],
-        vec![Step::Complete(summary_json())],
-    )
-    .await;
-    let mut config = remote(&llm);
-    // Longer than the whole stream: everything after the first piece is held to the end.
-    config.assist.worker.draft_interval = Duration::from_secs(60);
-    let app = spawn_app_with(db.open_store().await, config).await;
-    let t = app.token("service", "dialer").await;
-    let csr = app.token("agent", "agent-7").await;
-    let call = app.start_call(&t).await;
-    let mut ws = app.ws(&csr).await;
-    ws.subscribe(&call, 0).await;
-    app.say(&t, &call, "c1", "customer", "the AC is broken", 0)
-        .await;
-    let (drafts, suggestion) = drafts_until_reply(&mut ws).await;
-    let pieces: Vec<(u64, &str)> = drafts
-        .iter()
-        .map(|d| (d["index"].as_u64().unwrap(), d["delta"].as_str().unwrap()))
-        .collect();
-    assert_eq!(
-        pieces,
-        [(0, "Sorry "), (1, "to hear that. When did it start?")]
-    );
-    assert_eq!(
-        suggestion["data"]["text"],
-        "Sorry to hear that. When did it start?"
-    );
-    assert_eq!(
-        drafts[1]["suggestion_id"],
-        suggestion["data"]["suggestion_id"]
-    );
-    app.stop().await.unwrap();
-    db.finish().await;
-}
-
-/// A held piece goes out when its interval is over, even while the provider pauses: pieces
-/// 1 s apart with a 2.5 s interval come as the first (at 0 s), the second and third together
-/// (due at 2.5 s, not held until the fourth at 3 s), then the fourth at the end.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_held_piece_goes_out_when_its_interval_is_over() {
+/// The reply the server streams for one customer segment, with pieces `gap` apart, and
+/// drafts coalesced at `interval`: each draft as (index, delta), and the stored reply event.
+async fn coalesced_reply(gap: Duration, interval: Duration) -> (Vec<(u64, String)>, Value) {
     let db = store::testkit::TestStore::sqlite();
     let llm = FakeLlm::start(
         vec![Step::Stream {
             deltas: vec!["Sorry ", "to hear ", "that. ", "When did it start?"],
             first_byte: Duration::ZERO,
-            gap: Duration::from_secs(1),
+            gap,
         }],
         vec![Step::Complete(summary_json())],
     )
     .await;
     let mut config = remote(&llm);
-    config.assist.worker.draft_interval = Duration::from_millis(2_500);
-    // The stream takes 3 s: longer than the tests' usual request timeout.
+    config.assist.worker.draft_interval = interval;
+    // A slow stream may take longer than the tests' usual request timeout.
     config.assist.provider.as_mut().unwrap().request_timeout = Duration::from_secs(20);
     let app = spawn_app_with(db.open_store().await, config).await;
     let t = app.token("service", "dialer").await;
@@ -386,24 +336,63 @@ async fn a_held_piece_goes_out_when_its_interval_is_over() {
     app.say(&t, &call, "c1", "customer", "the AC is broken", 0)
         .await;
     let (drafts, suggestion) = drafts_until_reply(&mut ws).await;
-    let pieces: Vec<(u64, &str)> = drafts
+    for d in &drafts {
+        assert_eq!(d["suggestion_id"], suggestion["data"]["suggestion_id"]);
+    }
+    let pieces = drafts
         .iter()
-        .map(|d| (d["index"].as_u64().unwrap(), d["delta"].as_str().unwrap()))
+        .map(|d| {
+            (
+                d["index"].as_u64().unwrap(),
+                d["delta"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
+    app.stop().await.unwrap();
+    db.finish().await;
+    (pieces, suggestion)
+}
+
+/// Streamed pieces are coalesced: the first goes out at once, the ones that follow within
+/// the draft interval wait and go out together at the end of the stream, before the stored
+/// reply; the pieces still add up to the reply, in index order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_pieces_are_coalesced_within_the_draft_interval() {
+    // Longer than the whole stream: everything after the first piece is held to the end.
+    let (pieces, suggestion) =
+        coalesced_reply(Duration::from_millis(10), Duration::from_secs(60)).await;
     assert_eq!(
         pieces,
         [
-            (0, "Sorry "),
-            (1, "to hear that. "),
-            (2, "When did it start?")
+            (0, "Sorry ".to_owned()),
+            (1, "to hear that. When did it start?".to_owned())
         ]
     );
     assert_eq!(
         suggestion["data"]["text"],
         "Sorry to hear that. When did it start?"
     );
-    app.stop().await.unwrap();
-    db.finish().await;
+}
+
+/// A held piece goes out when its interval is over, even while the provider pauses: pieces
+/// 1 s apart with a 2.5 s interval come as the first (at 0 s), the second and third together
+/// (due at 2.5 s, not held until the fourth at 3 s), then the fourth at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_piece_goes_out_when_its_interval_is_over() {
+    let (pieces, suggestion) =
+        coalesced_reply(Duration::from_secs(1), Duration::from_millis(2_500)).await;
+    assert_eq!(
+        pieces,
+        [
+            (0, "Sorry ".to_owned()),
+            (1, "to hear that. ".to_owned()),
+            (2, "When did it start?".to_owned())
+        ]
+    );
+    assert_eq!(
+        suggestion["data"]["text"],
+        "Sorry to hear that. When did it start?"
+    );
 }
 
 /// A 429 with `Retry-After: 1` is retried after (at least) that second, and the retry's
