@@ -41,7 +41,11 @@ const PAGE: usize = 1_000;
 const POLL: Duration = Duration::from_secs(1);
 
 /// One serialized server message about one event.
-#[derive(Debug)]
+///
+/// Cloned once per receiver by the broadcast channel: the text is a reference-counted
+/// buffer, so a clone is one atomic increment, and the clone's text moves into the socket's
+/// queue as it is (no second handle to count up and down per subscriber).
+#[derive(Clone, Debug)]
 pub struct Frame {
     pub call_id: CallId,
     /// The seq of the event; for a draft, the seq it was based on.
@@ -121,8 +125,8 @@ struct CallUpdated<'a> {
 
 pub struct Hub {
     store: Arc<dyn Store>,
-    calls: RwLock<HashMap<CallId, broadcast::Sender<Arc<Frame>>>>,
-    tenants: RwLock<HashMap<TenantId, broadcast::Sender<Arc<Frame>>>>,
+    calls: RwLock<HashMap<CallId, broadcast::Sender<Frame>>>,
+    tenants: RwLock<HashMap<TenantId, broadcast::Sender<Frame>>>,
     /// Call-list rows of the calls the hub has seen, for supervisors' live wallboards.
     listings: Mutex<HashMap<CallId, CallListing>>,
     position: AtomicU64,
@@ -149,7 +153,7 @@ impl Hub {
 
     /// A receiver of the call's frames from now on. Subscribe before reading the log's
     /// backlog, so no event falls between the two.
-    pub fn follow_call(&self, call: CallId) -> broadcast::Receiver<Arc<Frame>> {
+    pub fn follow_call(&self, call: CallId) -> broadcast::Receiver<Frame> {
         if let Some(tx) = self.calls.read().expect("hub calls").get(&call) {
             return tx.subscribe();
         }
@@ -162,7 +166,7 @@ impl Hub {
     }
 
     /// A receiver of `call_updated` messages for every call of the tenant.
-    pub fn follow_tenant(&self, tenant: &TenantId) -> broadcast::Receiver<Arc<Frame>> {
+    pub fn follow_tenant(&self, tenant: &TenantId) -> broadcast::Receiver<Frame> {
         if let Some(tx) = self.tenants.read().expect("hub tenants").get(tenant) {
             return tx.subscribe();
         }
@@ -248,7 +252,7 @@ impl Hub {
                     .expect("hub calls")
                     .retain(|_, t| t.receiver_count() > 0);
             } else {
-                let _ = tx.send(Arc::new(event_message(event)));
+                let _ = tx.send(event_message(event));
             }
         }
         self.update_listing(event).await;
@@ -321,7 +325,7 @@ impl Hub {
                 .into(),
             draft: false,
         };
-        let _ = tx.send(Arc::new(frame));
+        let _ = tx.send(frame);
         if row.status != CallStatus::Ended || row.disposition.is_none() {
             listings.insert(call, row);
         }
@@ -344,7 +348,7 @@ impl Hub {
                 .into(),
             draft: true,
         };
-        let _ = tx.send(Arc::new(frame));
+        let _ = tx.send(frame);
     }
 
     /// Drops the channels nobody follows any more (and the frames they still buffer).

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, TryStreamExt, future, stream};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -491,18 +491,17 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
     let sub_url = api.ws_url(&agent);
     let connect_started = Instant::now();
     let mut opened = 0usize;
-    let subscribers: Vec<(u64, tokio::task::JoinHandle<SubscriberStats>)> = stream::iter(0..n)
+    let subscribers: Vec<(u64, run::Subscriber)> = stream::iter(0..n)
         .map(|_| {
             let call = call.clone();
             let url = sub_url.clone();
-            let phase = phase_rx.clone();
             async move {
                 let mut ws = run::connect_with_buffers(&url, SUBSCRIBER_BUFFER).await?;
                 let stats = run::subscribe(&mut ws, &call, &clock).await?;
                 // Read from now on: the server's pings are answered while the others connect.
                 Ok::<_, anyhow::Error>((
                     stats.events,
-                    tokio::spawn(run::run_subscriber(ws, call, clock, stats, phase)),
+                    run::spawn_subscriber(ws, call, clock, stats),
                 ))
             }
         })
@@ -552,12 +551,13 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
     let ingest = ingest.await.context("the ingest task panicked")?;
     let top = api.top_seq(&service, &call.id).await?;
     call.set_target(top);
-    // Wake the subscribers: they stop once at the top (or at the deadline).
-    phase_tx.send_replace(Phase::Draining(drain_deadline));
-    let mut stats = Vec::with_capacity(n);
-    for (_, t) in subscribers {
-        stats.push(t.await.context("a subscriber task panicked")?);
-    }
+    // The subscribers stop once at the top (or at the deadline).
+    let stats: Vec<SubscriberStats> = future::try_join_all(
+        subscribers
+            .into_iter()
+            .map(|(_, s)| s.finish(drain_deadline)),
+    )
+    .await?;
     drop(phase_tx);
     progress("subscribers done");
     let cpu_run = (

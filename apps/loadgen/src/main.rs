@@ -344,15 +344,7 @@ async fn load(args: &Args) -> anyhow::Result<Report> {
     let sub_calls: Vec<usize> = subscribers.iter().map(|(c, _, _)| *c).collect();
     let sub_tasks: Vec<_> = subscribers
         .into_iter()
-        .map(|(c, ws, stats)| {
-            tokio::spawn(run::run_subscriber(
-                ws,
-                calls[c].clone(),
-                clock,
-                stats,
-                phase_rx.clone(),
-            ))
-        })
+        .map(|(c, ws, stats)| run::spawn_subscriber(ws, calls[c].clone(), clock, stats))
         .collect();
     let ingest_tasks: Vec<_> = ingest_sockets
         .into_iter()
@@ -415,12 +407,10 @@ async fn load(args: &Args) -> anyhow::Result<Report> {
         .buffered(args.connect_concurrency)
         .try_collect()
         .await?;
-    // Wake the subscribers: they stop once at the top (or at the deadline).
-    phase_tx.send_replace(Phase::Draining(drain_deadline));
-    let mut subscriber_stats = Vec::with_capacity(n * subs);
-    for t in sub_tasks {
-        subscriber_stats.push(t.await.context("a subscriber task panicked")?);
-    }
+    // The subscribers stop once at the top (or at the deadline).
+    let subscriber_stats =
+        futures::future::try_join_all(sub_tasks.into_iter().map(|s| s.finish(drain_deadline)))
+            .await?;
     drop(phase_tx);
     progress("subscribers done");
     // Events the assist worker wrote in each call's log up to its top seq (reply_suggested,

@@ -3,6 +3,7 @@
 //! the server, each suggestion's first streamed draft and its `reply_suggested`) and check
 //! the seqs.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,7 @@ use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -38,6 +39,9 @@ pub struct Call {
     /// The seq of each segment whose seq is known (from its ack or its `segment_added`
     /// event) → the segment's index: suggestions name the seq they were based on.
     seqs: Mutex<BTreeMap<u64, usize>>,
+    /// Segment k's seq plus one once noted in `seqs` (0: not yet): every subscriber sees
+    /// every `segment_added`, and all but the first find it here without taking the lock.
+    noted: Vec<AtomicU64>,
     /// The call's top seq once every segment is acknowledged (u64::MAX until then).
     target: AtomicU64,
 }
@@ -48,6 +52,7 @@ impl Call {
             id,
             sends: (0..segments).map(|_| AtomicU64::new(0)).collect(),
             seqs: Mutex::new(BTreeMap::new()),
+            noted: (0..segments).map(|_| AtomicU64::new(0)).collect(),
             target: AtomicU64::new(u64::MAX),
         }
     }
@@ -69,13 +74,18 @@ impl Call {
 
     /// Notes that segment `k` was written at `seq`.
     fn note_seq(&self, seq: u64, k: usize) {
-        if k < self.sends.len() {
-            self.seqs
-                .lock()
-                .expect("the seq map")
-                .entry(seq)
-                .or_insert(k);
+        let Some(noted) = self.noted.get(k) else {
+            return;
+        };
+        if noted.load(Ordering::Acquire) == seq + 1 {
+            return;
         }
+        self.seqs
+            .lock()
+            .expect("the seq map")
+            .entry(seq)
+            .or_insert(k);
+        noted.store(seq + 1, Ordering::Release);
     }
 
     /// The send instant of the segment at `seq`, or of the newest segment before it.
@@ -122,13 +132,16 @@ impl Clock {
     }
 }
 
-/// A server message, with the fields the tool reads.
+/// A server message, with the fields the tool reads. Strings borrow from the frame's text
+/// (`Cow`: owned only when the JSON escapes something): 10,000 subscribers parse every event,
+/// and an allocation per field per message is a measurable share of the tool's CPU, which
+/// shares the machine with the server it measures.
 #[derive(Deserialize)]
-struct ServerMsg {
-    #[serde(rename = "type")]
-    ty: String,
-    #[serde(default)]
-    call_id: Option<String>,
+struct ServerMsg<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Cow<'a, str>,
+    #[serde(default, borrow)]
+    call_id: Option<Cow<'a, str>>,
     #[serde(default)]
     seq: Option<u64>,
     /// `suggestion_draft`: the seq the suggestion is based on, and the delta's index.
@@ -136,41 +149,41 @@ struct ServerMsg {
     based_on_seq: Option<u64>,
     #[serde(default)]
     index: Option<u64>,
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    data: Option<EventData>,
-    #[serde(default, rename = "ref")]
-    reference: Option<String>,
-    #[serde(default)]
-    results: Option<Vec<AckResult>>,
+    #[serde(default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    data: Option<EventData<'a>>,
+    #[serde(default, rename = "ref", borrow)]
+    reference: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    results: Option<Vec<AckResult<'a>>>,
     #[serde(default)]
     error: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
-struct EventData {
-    #[serde(default)]
-    segment_id: Option<String>,
+struct EventData<'a> {
+    #[serde(default, borrow)]
+    segment_id: Option<Cow<'a, str>>,
     /// `reply_suggested`, `generation_failed`.
     #[serde(default)]
     based_on_seq: Option<u64>,
 }
 
 #[derive(Deserialize)]
-struct AckResult {
+struct AckResult<'a> {
     /// The segment's seq.
     #[serde(default)]
     seq: Option<u64>,
-    #[serde(default)]
-    caused: Vec<Caused>,
+    #[serde(default, borrow)]
+    caused: Vec<Caused<'a>>,
 }
 
 /// Parses a server message. A message the tool cannot read is an error when it is not a
 /// JSON object or is an `event` (the stream the checks are about); any other object (of a
 /// type the tool does not know, or of a known type with an unexpected shape) is `None`, and
 /// skipped.
-fn parse(text: &str) -> Result<Option<ServerMsg>, serde_json::Error> {
+fn parse(text: &str) -> Result<Option<ServerMsg<'_>>, serde_json::Error> {
     match serde_json::from_str::<ServerMsg>(text) {
         Ok(m) => Ok(Some(m)),
         Err(e) => match serde_json::from_str::<serde_json::Value>(text) {
@@ -183,8 +196,9 @@ fn parse(text: &str) -> Result<Option<ServerMsg>, serde_json::Error> {
 }
 
 #[derive(Deserialize)]
-struct Caused {
-    kind: String,
+struct Caused<'a> {
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
 }
 
 /// Opens a WebSocket: Nagle off on the client's side, and small buffers (the default 128 KiB
@@ -276,8 +290,8 @@ impl SubscriberStats {
         self.assist_seqs.iter().filter(|s| **s <= top).count() as u64
     }
 
-    fn on_message(&mut self, msg: &ServerMsg, arrived: u64, call: &Call, clock: &Clock) {
-        match msg.ty.as_str() {
+    fn on_message(&mut self, msg: &ServerMsg<'_>, arrived: u64, call: &Call, clock: &Clock) {
+        match msg.ty.as_ref() {
             "event" => self.on_event(msg, arrived, call, clock),
             "suggestion_draft" => self.on_draft(msg, arrived, call, clock),
             _ => {}
@@ -304,7 +318,7 @@ impl SubscriberStats {
     }
 
     /// A streamed delta of a suggestion: the first one (index 0) is timed.
-    fn on_draft(&mut self, msg: &ServerMsg, arrived: u64, call: &Call, clock: &Clock) {
+    fn on_draft(&mut self, msg: &ServerMsg<'_>, arrived: u64, call: &Call, clock: &Clock) {
         if msg.call_id.as_deref().is_some_and(|id| id != call.id) {
             return;
         }
@@ -324,7 +338,7 @@ impl SubscriberStats {
     }
 
     /// Checks the seq and, for an alert, records its latency.
-    fn on_event(&mut self, msg: &ServerMsg, arrived: u64, call: &Call, clock: &Clock) {
+    fn on_event(&mut self, msg: &ServerMsg<'_>, arrived: u64, call: &Call, clock: &Clock) {
         let Some(seq) = msg.seq else { return };
         self.events += 1;
         if seq <= self.last_seq {
@@ -411,7 +425,7 @@ pub async fn subscribe(ws: &mut Ws, call: &Call, clock: &Clock) -> anyhow::Resul
             let Some(msg) = parse(&text).context("a server message")? else {
                 continue;
             };
-            match msg.ty.as_str() {
+            match msg.ty.as_ref() {
                 "subscribed" => return Ok(()),
                 "error" | "resync_required" => bail!("subscribe refused: {text}"),
                 _ => stats.on_message(&msg, arrived, call, clock),
@@ -425,67 +439,121 @@ pub async fn subscribe(ws: &mut Ws, call: &Call, clock: &Clock) -> anyhow::Resul
     Ok(stats)
 }
 
-/// Reads events until the call's top seq has arrived after sending ended, or the drain
-/// deadline.
-pub async fn run_subscriber(
-    mut ws: Ws,
+/// A subscriber being read by its own task.
+///
+/// The task only awaits its socket: it watches no channel and no timer. A `select!` over the
+/// socket and a run-phase channel polled the channel's future (a lock) on every wake-up, for
+/// each of 10,000 subscribers on every event, on the two cores the server being measured
+/// also runs on. The end of the run comes from [`Subscriber::finish`] instead.
+pub struct Subscriber {
+    task: tokio::task::JoinHandle<()>,
+    /// The newest seq the subscriber has seen.
+    last_seq: Arc<AtomicU64>,
+    stats: oneshot::Receiver<SubscriberStats>,
     call: Arc<Call>,
-    clock: Clock,
-    mut stats: SubscriberStats,
-    mut phase: watch::Receiver<Phase>,
-) -> SubscriberStats {
-    loop {
-        let deadline = phase.borrow_and_update().deadline();
-        if deadline.is_some() && stats.last_seq >= call.target() {
-            break;
-        }
-        let far = Instant::now() + Duration::from_secs(3600);
-        tokio::select! {
-            msg = ws.next() => {
-                let arrived = clock.now();
-                match msg {
-                    Some(Ok(Message::Text(text))) => match parse(&text) {
-                        Ok(Some(m)) => stats.on_message(&m, arrived, &call, &clock),
-                        Ok(None) => {}
-                        Err(e) => {
-                            stats.closed = Some(format!("unreadable message: {e}"));
-                            break;
-                        }
-                    },
-                    Some(Ok(Message::Close(frame))) => {
-                        stats.closed = Some(match frame {
-                            Some(f) => format!("closed by the server: {} {}", u16::from(f.code), f.reason),
-                            None => "closed by the server".to_owned(),
-                        });
-                        break;
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        stats.closed = Some(format!("WebSocket error: {e}"));
-                        break;
-                    }
-                    None => {
-                        stats.closed = Some("the connection ended".to_owned());
-                        break;
-                    }
-                }
-            }
-            changed = phase.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-            }
-            _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => break,
+}
+
+/// Hands a subscriber's stats over when its task ends, however it ends (finished, or
+/// aborted at the deadline): the events between its last seq and the call's top are missing.
+struct StatsOut {
+    stats: SubscriberStats,
+    call: Arc<Call>,
+    tx: Option<oneshot::Sender<SubscriberStats>>,
+}
+
+impl Drop for StatsOut {
+    fn drop(&mut self) {
+        let mut stats = std::mem::replace(&mut self.stats, SubscriberStats::new());
+        let target = self.call.target();
+        stats.missing = if target == u64::MAX {
+            0
+        } else {
+            target.saturating_sub(stats.last_seq)
+        };
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(stats);
         }
     }
-    let target = call.target();
-    stats.missing = if target == u64::MAX {
-        0
-    } else {
-        target.saturating_sub(stats.last_seq)
+}
+
+/// Starts reading a subscribed socket; see [`Subscriber`].
+pub fn spawn_subscriber(
+    ws: Ws,
+    call: Arc<Call>,
+    clock: Clock,
+    stats: SubscriberStats,
+) -> Subscriber {
+    let (tx, rx) = oneshot::channel();
+    let last_seq = Arc::new(AtomicU64::new(stats.last_seq));
+    let out = StatsOut {
+        stats,
+        call: call.clone(),
+        tx: Some(tx),
     };
+    let task = tokio::spawn(read_subscriber(ws, clock, out, last_seq.clone()));
+    Subscriber {
+        task,
+        last_seq,
+        stats: rx,
+        call,
+    }
+}
+
+impl Subscriber {
+    /// Waits until the subscriber has seen the call's top seq (set before this is called) or
+    /// until `deadline`, then stops it and returns what it saw.
+    pub async fn finish(mut self, deadline: Instant) -> anyhow::Result<SubscriberStats> {
+        let target = self.call.target();
+        while !self.task.is_finished()
+            && self.last_seq.load(Ordering::Acquire) < target
+            && Instant::now() < deadline
+        {
+            let _ = tokio::time::timeout(Duration::from_millis(5), &mut self.task).await;
+        }
+        self.task.abort();
+        self.stats.await.context("a subscriber's stats were lost")
+    }
+}
+
+/// Reads events until the socket ends or, once the call's top seq is known, the subscriber
+/// has it.
+async fn read_subscriber(mut ws: Ws, clock: Clock, mut out: StatsOut, last_seq: Arc<AtomicU64>) {
+    let StatsOut { stats, call, .. } = &mut out;
+    loop {
+        let msg = ws.next().await;
+        let arrived = clock.now();
+        match msg {
+            Some(Ok(Message::Text(text))) => match parse(&text) {
+                Ok(Some(m)) => stats.on_message(&m, arrived, call, &clock),
+                Ok(None) => {}
+                Err(e) => {
+                    stats.closed = Some(format!("unreadable message: {e}"));
+                    break;
+                }
+            },
+            Some(Ok(Message::Close(frame))) => {
+                stats.closed = Some(match frame {
+                    Some(f) => format!("closed by the server: {} {}", u16::from(f.code), f.reason),
+                    None => "closed by the server".to_owned(),
+                });
+                break;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                stats.closed = Some(format!("WebSocket error: {e}"));
+                break;
+            }
+            None => {
+                stats.closed = Some("the connection ended".to_owned());
+                break;
+            }
+        }
+        last_seq.store(stats.last_seq, Ordering::Release);
+        if stats.last_seq >= call.target() {
+            break;
+        }
+    }
     let _ = ws.close(None).await;
-    stats
 }
 
 /// What one call's ingest connection saw.
@@ -607,7 +675,7 @@ pub async fn run_ingest(
                         }
                     };
                     let Ok(m) = serde_json::from_str::<ServerMsg>(&text) else { continue };
-                    match m.ty.as_str() {
+                    match m.ty.as_ref() {
                         "ack" => {
                             acked += 1;
                             let alerted = m.results.as_deref().is_some_and(|r| {
@@ -681,8 +749,10 @@ pub async fn run_ingest(
 mod tests {
     use super::*;
 
-    fn msg(v: serde_json::Value) -> ServerMsg {
-        parse(&v.to_string()).unwrap().expect("a readable message")
+    fn msg(v: serde_json::Value) -> ServerMsg<'static> {
+        // Leaked: the message borrows its text, and a test's few messages may live forever.
+        let text: &'static str = Box::leak(v.to_string().into_boxed_str());
+        parse(text).unwrap().expect("a readable message")
     }
 
     #[test]

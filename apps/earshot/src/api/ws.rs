@@ -124,41 +124,64 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ApiError> {
     parse_json(text.as_bytes())
 }
 
+/// What a connection's writer takes from its queue.
+enum Out {
+    Text(Utf8Bytes),
+    /// Look at the stop flag: sent by [`Outbox::stop`], carries nothing for the client.
+    Wake,
+}
+
+/// The state an [`Outbox`]'s clones share (one allocation: the hot path of a frame touches
+/// one cache line of it, which matters when one event goes out to thousands of sockets).
+struct OutboxState {
+    queued: AtomicUsize,
+    /// Set once the connection is ending: nothing more is queued, the writer sends the close
+    /// frame and stops.
+    stopped: AtomicBool,
+    close: Mutex<Option<(u16, String)>>,
+}
+
 /// The queue of messages bound for one client, bounded in bytes.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Utf8Bytes>,
-    queued: Arc<AtomicUsize>,
+    tx: mpsc::UnboundedSender<Out>,
+    state: Arc<OutboxState>,
     limit: usize,
-    close: Arc<Mutex<Option<(u16, String)>>>,
+    /// The connection's token: its subscriptions' tokens are children of it.
     closing: CancellationToken,
 }
 
 impl Outbox {
+    fn is_stopped(&self) -> bool {
+        self.state.stopped.load(Ordering::Acquire)
+    }
+
     /// Queues a message; on overflow closes the connection (slow consumer) and returns false.
     fn push(&self, text: Utf8Bytes) -> bool {
-        if self.closing.is_cancelled() {
+        // An atomic flag, not the token: `CancellationToken::is_cancelled` takes a lock, on
+        // every frame of every subscriber.
+        if self.is_stopped() {
             return false;
         }
         let len = text.len();
-        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        let before = self.state.queued.fetch_add(len, Ordering::AcqRel);
         if before + len > self.limit {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
+            self.state.queued.fetch_sub(len, Ordering::AcqRel);
             self.close_with(
                 CLOSE_SLOW,
                 "slow consumer: send queue full; resubscribe with since_seq",
             );
             return false;
         }
-        self.tx.send(text).is_ok()
+        self.tx.send(Out::Text(text)).is_ok()
     }
 
     /// Queues a message, waiting while the queue is over half full (for backlog replay,
     /// which must not overflow a healthy client).
     async fn push_paced(&self, text: Utf8Bytes) -> bool {
         let started = Instant::now();
-        while self.queued.load(Ordering::Acquire) > self.limit / 2 {
-            if self.closing.is_cancelled() || started.elapsed() > WRITE_TIMEOUT {
+        while self.state.queued.load(Ordering::Acquire) > self.limit / 2 {
+            if self.is_stopped() || started.elapsed() > WRITE_TIMEOUT {
                 return self.push(text);
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -174,11 +197,21 @@ impl Outbox {
         )
     }
 
+    /// Closes the connection with `code` and `reason`, unless another reason came first.
     fn close_with(&self, code: u16, reason: &str) {
-        let mut close = self.close.lock().expect("close reason");
+        let mut close = self.state.close.lock().expect("close reason");
         if close.is_none() {
             *close = Some((code, reason.to_owned()));
         }
+        drop(close);
+        self.stop();
+    }
+
+    /// Ends the connection: the writer sends the close frame (the first reason given, or
+    /// 1000) instead of what is still queued, and the subscriptions and the reader stop.
+    fn stop(&self) {
+        self.state.stopped.store(true, Ordering::Release);
+        let _ = self.tx.send(Out::Wake);
         self.closing.cancel();
     }
 }
@@ -190,9 +223,12 @@ async fn connection(socket: WebSocket, principal: Principal, state: AppState) {
     let closing = state.shutdown.child_token();
     let outbox = Outbox {
         tx,
-        queued: Arc::new(AtomicUsize::new(0)),
+        state: Arc::new(OutboxState {
+            queued: AtomicUsize::new(0),
+            stopped: AtomicBool::new(false),
+            close: Mutex::new(None),
+        }),
         limit: cfg.max_queued_bytes,
-        close: Arc::new(Mutex::new(None)),
         closing: closing.clone(),
     };
     let awaiting_pong = Arc::new(AtomicBool::new(false));
@@ -213,7 +249,6 @@ async fn connection(socket: WebSocket, principal: Principal, state: AppState) {
         rx,
         outbox.clone(),
         cfg.clone(),
-        state.shutdown.clone(),
         awaiting_pong.clone(),
     ));
 
@@ -256,7 +291,15 @@ async fn connection(socket: WebSocket, principal: Principal, state: AppState) {
             Message::Ping(_) => {}
         }
     }
-    closing.cancel();
+    if state.shutdown.is_cancelled() {
+        // Kept only if no other reason came first (as before the shutdown).
+        outbox.close_with(
+            CLOSE_GOING_AWAY,
+            "server shutting down; reconnect and resume",
+        );
+    } else {
+        outbox.stop();
+    }
     for (_, s) in subs.drain() {
         s.cancel();
     }
@@ -270,10 +313,9 @@ async fn connection(socket: WebSocket, principal: Principal, state: AppState) {
 
 async fn write_loop(
     mut sink: futures::stream::SplitSink<WebSocket, Message>,
-    mut rx: mpsc::UnboundedReceiver<Utf8Bytes>,
+    mut rx: mpsc::UnboundedReceiver<Out>,
     outbox: Outbox,
     cfg: WsConfig,
-    shutdown: CancellationToken,
     awaiting_pong: Arc<AtomicBool>,
 ) {
     let jitter = |base: Duration| {
@@ -282,43 +324,49 @@ async fn write_loop(
     };
     let mut next_ping = tokio::time::Instant::now() + jitter(cfg.ping_interval);
     let mut pong_deadline: Option<tokio::time::Instant> = None;
-    // The signal and the timer live across iterations: a fresh `cancelled()` or `Sleep` per
-    // message would register with (and leave) the token's waiters and the timer wheel for
-    // every frame, which is measurable when one event goes out to thousands of sockets.
-    // Only the connection's own token is polled: it is a child of the server's `shutdown`,
-    // so it is cancelled on shutdown too, and polling the one token every connection shares
-    // would make all their writers contend for its lock on every frame.
-    let closing = outbox.closing.cancelled();
+    // The timer lives across iterations: a fresh `Sleep` per message would register with (and
+    // leave) the timer wheel for every frame, which is measurable when one event goes out to
+    // thousands of sockets. For the same reason the writer watches no cancellation token (a
+    // token's future takes two locks each time it is polled, and a `select!` polls it on
+    // every wake-up): whoever ends the connection sets the outbox's stop flag and wakes the
+    // writer through its queue (`Outbox::stop`; the reader does it on shutdown).
     let timer = tokio::time::sleep_until(next_ping);
-    tokio::pin!(closing, timer);
+    tokio::pin!(timer);
+    let mut batch = Vec::with_capacity(1);
     loop {
+        if outbox.is_stopped() {
+            break;
+        }
         let deadline = pong_deadline.unwrap_or(next_ping);
         if timer.deadline() != deadline {
             timer.as_mut().reset(deadline);
         }
         tokio::select! {
             biased;
-            _ = &mut closing => {
-                if shutdown.is_cancelled() {
-                    // Kept only if no other reason came first (as before the shutdown).
-                    outbox.close_with(CLOSE_GOING_AWAY, "server shutting down; reconnect and resume");
-                }
-                break;
-            }
-            text = rx.recv() => {
-                let Some(text) = text else { break };
+            out = rx.recv() => {
+                let Some(out) = out else { break };
                 // Everything already queued goes out with one flush (a segment and the alert
                 // it raised usually arrive together): fewer syscalls, often one TCP segment.
-                let mut batch = vec![text];
+                batch.clear();
+                if let Out::Text(text) = out {
+                    batch.push(text);
+                }
                 while batch.len() < WRITE_BATCH {
                     match rx.try_recv() {
-                        Ok(t) => batch.push(t),
+                        Ok(Out::Text(text)) => batch.push(text),
+                        Ok(Out::Wake) => {}
                         Err(_) => break,
                     }
                 }
+                if outbox.is_stopped() {
+                    break;
+                }
+                if batch.is_empty() {
+                    continue;
+                }
                 let write = async {
-                    for text in batch {
-                        outbox.queued.fetch_sub(text.len(), Ordering::AcqRel);
+                    for text in batch.drain(..) {
+                        outbox.state.queued.fetch_sub(text.len(), Ordering::AcqRel);
                         sink.feed(Message::Text(text)).await?;
                     }
                     sink.flush().await
@@ -350,6 +398,7 @@ async fn write_loop(
         }
     }
     let (code, reason) = outbox
+        .state
         .close
         .lock()
         .expect("close reason")
@@ -557,7 +606,7 @@ async fn follow_call(
     while let Some(frame) = next_frame(&mut rx, cancelled.as_mut(), &outbox, "the live feed").await
     {
         if frame.draft {
-            if !outbox.push(frame.text.clone()) {
+            if !outbox.push(frame.text) {
                 return;
             }
             continue;
@@ -577,10 +626,11 @@ async fn follow_call(
                 return;
             }
         }
-        if !outbox.push(frame.text.clone()) {
+        let seq = frame.seq;
+        if !outbox.push(frame.text) {
             return;
         }
-        last = frame.seq;
+        last = seq;
     }
 }
 
@@ -591,14 +641,17 @@ async fn follow_call(
 /// `cancelled` is the subscription's `CancellationToken::cancelled()`, pinned once by the
 /// caller rather than made again for every frame.
 async fn next_frame(
-    rx: &mut broadcast::Receiver<Arc<Frame>>,
+    rx: &mut broadcast::Receiver<Frame>,
     cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
     outbox: &Outbox,
     feed: &str,
-) -> Option<Arc<Frame>> {
+) -> Option<Frame> {
+    // The channel first: the token's future takes two locks each time it is polled, so it
+    // is polled only when no frame is waiting (once per wake-up, not once per frame).
     let frame = tokio::select! {
-        _ = cancelled => return None,
+        biased;
         f = rx.recv() => f,
+        _ = cancelled => return None,
     };
     match frame {
         Ok(frame) => Some(frame),
@@ -650,7 +703,7 @@ async fn follow_tenant(
     outbox: Outbox,
     cancel: CancellationToken,
 ) {
-    let mut rx: broadcast::Receiver<Arc<Frame>> = state.hub.follow_tenant(&principal.tenant);
+    let mut rx: broadcast::Receiver<Frame> = state.hub.follow_tenant(&principal.tenant);
     let r = reference.as_deref();
     let mut query = CallQuery::tenant(principal.tenant.clone());
     query.status = Some(CallStatus::Live);
@@ -672,7 +725,7 @@ async fn follow_tenant(
     while let Some(frame) =
         next_frame(&mut rx, cancelled.as_mut(), &outbox, "the tenant feed").await
     {
-        if !outbox.push(frame.text.clone()) {
+        if !outbox.push(frame.text) {
             return;
         }
     }
