@@ -9,6 +9,7 @@ pub mod calls;
 pub mod error;
 pub mod extract;
 pub mod ingest;
+pub mod live;
 pub mod rulesets;
 pub mod schema;
 pub mod tokens;

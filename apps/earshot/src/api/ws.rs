@@ -1,14 +1,19 @@
 //! The WebSocket at `/api/v1/ws` (the protocol is docs/protocol.md).
 //!
 //! A connection is two tasks: this reader, which handles the client's messages, and a
-//! writer, which owns the socket's sink and sends the heartbeat. Everything bound for the
-//! client goes through one [`Outbox`], bounded in bytes: a live frame that would overflow it
-//! closes the connection with [`CLOSE_SLOW`] rather than being dropped, and a subscription
-//! whose hub channel lagged closes it with [`CLOSE_LAGGED`]. Either way the client resumes
-//! each call from the last seq it saw, and the server replays the gap from the log.
+//! writer, which owns the socket's sink and sends the heartbeat. Replies, errors and each
+//! subscription's backlog go through one [`Outbox`], bounded in bytes: a message that would
+//! overflow it closes the connection with [`CLOSE_SLOW`] rather than being dropped. Once its
+//! backlog is queued, a subscription hands its hub receiver to the writer, which reads the
+//! live frames straight from the hub's channel ([`super::live`]). A writer that falls
+//! behind that channel closes the connection: with [`CLOSE_SLOW`] when its socket was
+//! pushing back (the client reads too slowly), otherwise with [`CLOSE_LAGGED`]. Either way
+//! the client resumes each call from the last seq it saw, and the server replays the gap
+//! from the log.
 
 use std::collections::HashMap;
-use std::pin::Pin;
+use std::future::poll_fn;
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,16 +26,18 @@ use futures::{SinkExt, StreamExt};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::task::Poll;
 use store::CallQuery;
-use tokio::sync::{broadcast, mpsc};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::error::{ApiError, ErrorDetail};
 use super::extract::parse_json;
 use super::ingest::{INGEST_ROLES, SegmentBody, SegmentResult, validate_batch};
+use super::live::{FeedKey, Feeds, Live, Next};
 use super::{TraceCtx, new_trace_id, origin};
 use crate::auth::Principal;
-use crate::hub::{Frame, PROTOCOL_VERSION, event_message};
+use crate::hub::{PROTOCOL_VERSION, event_message};
 use crate::server::AppState;
 
 /// The client did not answer pings.
@@ -129,6 +136,11 @@ enum Out {
     Text(Utf8Bytes),
     /// Look at the stop flag: sent by [`Outbox::stop`], carries nothing for the client.
     Wake,
+    /// A subscription's live feed, after its backlog (boxed: the queue's slots stay small).
+    Follow(Box<Live>),
+    /// End a subscription's live feed (sent before the reply to `unsubscribe`, so no frame
+    /// of the call follows the reply).
+    Unfollow(FeedKey),
 }
 
 /// The state an [`Outbox`]'s clones share (one allocation: the hot path of a frame touches
@@ -139,6 +151,10 @@ struct OutboxState {
     /// frame and stops.
     stopped: AtomicBool,
     close: Mutex<Option<(u16, String)>>,
+    /// Held while a subscription queues something, and while one is ended: what a
+    /// subscription queues after the check that it is still on cannot follow the reply that
+    /// ended it. Taken per message of a backlog, never per live frame.
+    order: Mutex<()>,
 }
 
 /// The queue of messages bound for one client, bounded in bytes.
@@ -176,17 +192,58 @@ impl Outbox {
         self.tx.send(Out::Text(text)).is_ok()
     }
 
-    /// Queues a message, waiting while the queue is over half full (for backlog replay,
-    /// which must not overflow a healthy client).
-    async fn push_paced(&self, text: Utf8Bytes) -> bool {
+    /// Queues a message of the subscription `sub`, waiting while the queue is over half
+    /// full (for backlog replay, which must not overflow a healthy client). False when the
+    /// subscription or the connection has ended.
+    async fn push_paced(&self, sub: &CancellationToken, text: Utf8Bytes) -> bool {
         let started = Instant::now();
         while self.state.queued.load(Ordering::Acquire) > self.limit / 2 {
             if self.is_stopped() || started.elapsed() > WRITE_TIMEOUT {
-                return self.push(text);
+                break;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        self.push(text)
+        self.push_for(sub, text)
+    }
+
+    /// Queues a message of the subscription `sub` unless it has ended (see
+    /// [`Outbox::end_subscription`]).
+    fn push_for(&self, sub: &CancellationToken, text: Utf8Bytes) -> bool {
+        let _order = self.state.order.lock().expect("subscription order");
+        !sub.is_cancelled() && self.push(text)
+    }
+
+    fn json_for(&self, sub: &CancellationToken, value: &impl Serialize) -> bool {
+        self.push_for(
+            sub,
+            serde_json::to_string(value)
+                .expect("messages serialize")
+                .into(),
+        )
+    }
+
+    /// Hands a subscription's live feed to the writer, unless the subscription has ended.
+    fn follow(&self, sub: &CancellationToken, live: Live) {
+        let _order = self.state.order.lock().expect("subscription order");
+        if !sub.is_cancelled() {
+            let _ = self.tx.send(Out::Follow(Box::new(live)));
+        }
+    }
+
+    /// Ends a subscription: its backlog stops, its live feed ends in the writer, and then
+    /// `reply` (if any) is queued: nothing of the subscription comes after it.
+    fn end_subscription(
+        &self,
+        sub: CancellationToken,
+        key: FeedKey,
+        reply: Option<&serde_json::Value>,
+    ) {
+        let _order = self.state.order.lock().expect("subscription order");
+        sub.cancel();
+        let _ = self.tx.send(Out::Unfollow(key));
+        if let Some(reply) = reply {
+            self.json(reply);
+        }
     }
 
     fn json(&self, value: &impl Serialize) -> bool {
@@ -227,6 +284,7 @@ async fn connection(socket: WebSocket, principal: Principal, state: AppState) {
             queued: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
             close: Mutex::new(None),
+            order: Mutex::new(()),
         }),
         limit: cfg.max_queued_bytes,
         closing: closing.clone(),
@@ -332,7 +390,36 @@ async fn write_loop(
     // writer through its queue (`Outbox::stop`; the reader does it on shutdown).
     let timer = tokio::time::sleep_until(next_ping);
     tokio::pin!(timer);
-    let mut batch = Vec::with_capacity(1);
+    let mut batch: Vec<Utf8Bytes> = Vec::with_capacity(1);
+    let mut feeds = Feeds::default();
+    // Whether the last write had to wait for the socket: a writer that falls behind its live
+    // feed while the socket pushes back has a slow client, not a busy server.
+    let mut backed_up = false;
+    // Takes one item of the queue: text into the batch, feeds started and ended in order.
+    let take = |out: Out, batch: &mut Vec<Utf8Bytes>, feeds: &mut Feeds| match out {
+        Out::Text(text) => {
+            outbox.state.queued.fetch_sub(text.len(), Ordering::AcqRel);
+            batch.push(text);
+        }
+        Out::Wake => {}
+        Out::Follow(live) => feeds.start(*live),
+        Out::Unfollow(key) => feeds.stop(key),
+    };
+    let live = |next: Next, batch: &mut Vec<Utf8Bytes>, backed_up: bool| match next {
+        Next::Text(text) => batch.push(text),
+        Next::Behind(_) if backed_up => outbox.close_with(
+            CLOSE_SLOW,
+            "slow consumer: fell behind the live feed; resubscribe with since_seq",
+        ),
+        Next::Behind(FeedKey::Call(_)) => outbox.close_with(
+            CLOSE_LAGGED,
+            "fell behind the live feed; resubscribe with since_seq",
+        ),
+        Next::Behind(FeedKey::Tenant) => outbox.close_with(
+            CLOSE_LAGGED,
+            "fell behind the tenant feed; resubscribe with since_seq",
+        ),
+    };
     loop {
         if outbox.is_stopped() {
             break;
@@ -345,37 +432,9 @@ async fn write_loop(
             biased;
             out = rx.recv() => {
                 let Some(out) = out else { break };
-                // Everything already queued goes out with one flush (a segment and the alert
-                // it raised usually arrive together): fewer syscalls, often one TCP segment.
-                batch.clear();
-                if let Out::Text(text) = out {
-                    batch.push(text);
-                }
-                while batch.len() < WRITE_BATCH {
-                    match rx.try_recv() {
-                        Ok(Out::Text(text)) => batch.push(text),
-                        Ok(Out::Wake) => {}
-                        Err(_) => break,
-                    }
-                }
-                if outbox.is_stopped() {
-                    break;
-                }
-                if batch.is_empty() {
-                    continue;
-                }
-                let write = async {
-                    for text in batch.drain(..) {
-                        outbox.state.queued.fetch_sub(text.len(), Ordering::AcqRel);
-                        sink.feed(Message::Text(text)).await?;
-                    }
-                    sink.flush().await
-                };
-                match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-                    Ok(Ok(())) => {}
-                    _ => return,
-                }
+                take(out, &mut batch, &mut feeds);
             }
+            next = poll_fn(|cx| feeds.poll_next(cx)) => live(next, &mut batch, backed_up),
             _ = &mut timer => {
                 if pong_deadline.is_some() {
                     if awaiting_pong.load(Ordering::Acquire) {
@@ -391,7 +450,59 @@ async fn write_loop(
                 }
                 pong_deadline = Some(tokio::time::Instant::now() + cfg.pong_timeout);
                 next_ping = tokio::time::Instant::now() + jitter(cfg.ping_interval);
+                continue;
             }
+        }
+        // Everything else already there goes out with one flush (a segment and the alert it
+        // raised usually arrive together): fewer syscalls, often one TCP segment. The queue
+        // first: a feed handed over in it starts after the backlog and `subscribed` before it.
+        while batch.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(out) => take(out, &mut batch, &mut feeds),
+                Err(_) => break,
+            }
+        }
+        if !feeds.is_empty() {
+            poll_fn(|cx| {
+                while batch.len() < WRITE_BATCH && !outbox.is_stopped() {
+                    match feeds.poll_next(cx) {
+                        Poll::Ready(next) => live(next, &mut batch, backed_up),
+                        Poll::Pending => break,
+                    }
+                }
+                Poll::Ready(())
+            })
+            .await;
+        }
+        if outbox.is_stopped() {
+            break;
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let mut write = pin!(async {
+            for text in batch.drain(..) {
+                sink.feed(Message::Text(text)).await?;
+            }
+            sink.flush().await
+        });
+        // The write is tried once before a timeout is armed: most writes complete at once,
+        // and a timer per write would register with the timer wheel for every frame.
+        let written = match poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+            Poll::Ready(r) => {
+                backed_up = false;
+                r
+            }
+            Poll::Pending => {
+                backed_up = true;
+                match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+                    Ok(r) => r,
+                    Err(_) => return,
+                }
+            }
+        };
+        if written.is_err() {
+            return;
         }
         if pong_deadline.is_some() && !awaiting_pong.load(Ordering::Acquire) {
             pong_deadline = None;
@@ -473,7 +584,7 @@ async fn handle(
                 }
             }
             if let Some(old) = subs.remove(&call) {
-                old.cancel();
+                outbox.end_subscription(old, FeedKey::Call(call), None);
             }
             let token = closing.child_token();
             subs.insert(call, token.clone());
@@ -490,10 +601,15 @@ async fn handle(
             let r = reference.as_deref();
             match super::call_id(&call_id) {
                 Ok(call) => {
-                    if let Some(t) = subs.remove(&call) {
-                        t.cancel();
+                    let reply = json!({"v": PROTOCOL_VERSION, "type": "unsubscribed", "call_id": call, "ref": r});
+                    match subs.remove(&call) {
+                        Some(sub) => {
+                            outbox.end_subscription(sub, FeedKey::Call(call), Some(&reply))
+                        }
+                        None => {
+                            outbox.json(&reply);
+                        }
                     }
-                    outbox.json(&json!({"v": PROTOCOL_VERSION, "type": "unsubscribed", "call_id": call, "ref": r}));
                 }
                 Err(e) => {
                     outbox.json(&error_message(r, e));
@@ -508,7 +624,7 @@ async fn handle(
                 return;
             }
             if let Some(old) = tenant_sub.take() {
-                old.cancel();
+                outbox.end_subscription(old, FeedKey::Tenant, None);
             }
             let token = closing.child_token();
             *tenant_sub = Some(token.clone());
@@ -571,17 +687,17 @@ async fn follow_call(
 ) {
     // Follow first, then read the backlog: an event committed in between arrives both ways
     // and is sent once (frames at or below `last` are skipped).
-    let mut rx = state.hub.follow_call(call);
+    let rx = state.hub.follow_call(call);
     let r = reference.as_deref();
     let top = match state.store.stream_version(call).await {
         Ok(t) => t,
         Err(e) => {
-            outbox.json(&error_message(r, e.into()));
+            outbox.json_for(&cancel, &error_message(r, e.into()));
             return;
         }
     };
     if top.get().saturating_sub(since.get()) > MAX_REPLAY {
-        outbox.json(&json!({
+        outbox.json_for(&cancel, &json!({
             "v": PROTOCOL_VERSION, "type": "resync_required", "ref": r, "call_id": call,
             "top_seq": top, "reason": "the gap is too large to replay: load the state, then subscribe from its seq",
         }));
@@ -589,101 +705,42 @@ async fn follow_call(
     }
     let mut last = since;
     let mut recovered = 0u64;
-    match replay(&state, call, &mut last, None, &outbox, &mut recovered).await {
+    match replay(&state, call, &mut last, &outbox, &cancel, &mut recovered).await {
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => {
-            outbox.json(&error_message(r, e.into()));
+            outbox.json_for(&cancel, &error_message(r, e.into()));
             return;
         }
     }
-    outbox.json(&json!({
-        "v": PROTOCOL_VERSION, "type": "subscribed", "ref": r, "call_id": call,
-        "since_seq": since, "top_seq": last, "recovered": recovered,
-    }));
-    let cancelled = cancel.cancelled();
-    tokio::pin!(cancelled);
-    while let Some(frame) = next_frame(&mut rx, cancelled.as_mut(), &outbox, "the live feed").await
-    {
-        if frame.draft {
-            if !outbox.push(frame.text) {
-                return;
-            }
-            continue;
-        }
-        if frame.seq <= last {
-            continue;
-        }
-        if frame.seq > last.next() {
-            // Never expected (the hub publishes in order), but a gap is read from the log
-            // rather than skipped.
-            let upto = Seq::new(frame.seq.get() - 1);
-            let mut n = 0;
-            if !matches!(
-                replay(&state, call, &mut last, Some(upto), &outbox, &mut n).await,
-                Ok(true)
-            ) {
-                return;
-            }
-        }
-        let seq = frame.seq;
-        if !outbox.push(frame.text) {
-            return;
-        }
-        last = seq;
-    }
+    outbox.json_for(
+        &cancel,
+        &json!({
+            "v": PROTOCOL_VERSION, "type": "subscribed", "ref": r, "call_id": call,
+            "since_seq": since, "top_seq": last, "recovered": recovered,
+        }),
+    );
+    outbox.follow(
+        &cancel,
+        Live::new(FeedKey::Call(call), rx, last, cancel.clone()),
+    );
 }
 
-/// The next frame of a hub channel; `None` when the subscription ends: cancelled, the channel
-/// closed, or the receiver lagged (then the connection is closed with [`CLOSE_LAGGED`] so the
-/// client resumes from its last seq: a lagging receiver is never skipped silently).
-///
-/// `cancelled` is the subscription's `CancellationToken::cancelled()`, pinned once by the
-/// caller rather than made again for every frame.
-async fn next_frame(
-    rx: &mut broadcast::Receiver<Frame>,
-    cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
-    outbox: &Outbox,
-    feed: &str,
-) -> Option<Frame> {
-    // The channel first: the token's future takes two locks each time it is polled, so it
-    // is polled only when no frame is waiting (once per wake-up, not once per frame).
-    let frame = tokio::select! {
-        biased;
-        f = rx.recv() => f,
-        _ = cancelled => return None,
-    };
-    match frame {
-        Ok(frame) => Some(frame),
-        Err(broadcast::error::RecvError::Lagged(_)) => {
-            outbox.close_with(
-                CLOSE_LAGGED,
-                &format!("fell behind {feed}; resubscribe with since_seq"),
-            );
-            None
-        }
-        Err(broadcast::error::RecvError::Closed) => None,
-    }
-}
-
-/// Sends the log's events after `last` (up to `upto`), advancing `last`. False when the
-/// connection is closing.
+/// Sends the log's events after `last`, advancing `last`. False when the subscription `sub`
+/// or the connection has ended.
 async fn replay(
     state: &AppState,
     call: CallId,
     last: &mut Seq,
-    upto: Option<Seq>,
     outbox: &Outbox,
+    sub: &CancellationToken,
     count: &mut u64,
 ) -> Result<bool, store::StoreError> {
     loop {
         let page = state.store.read_stream(call, *last, REPLAY_PAGE).await?;
         let full = page.len() == REPLAY_PAGE;
         for e in &page {
-            if upto.is_some_and(|u| e.meta.seq > u) {
-                return Ok(true);
-            }
-            if !outbox.push_paced(event_message(e).text).await {
+            if !outbox.push_paced(sub, event_message(e).text).await {
                 return Ok(false);
             }
             *last = e.meta.seq;
@@ -703,30 +760,28 @@ async fn follow_tenant(
     outbox: Outbox,
     cancel: CancellationToken,
 ) {
-    let mut rx: broadcast::Receiver<Frame> = state.hub.follow_tenant(&principal.tenant);
+    let rx = state.hub.follow_tenant(&principal.tenant);
     let r = reference.as_deref();
     let mut query = CallQuery::tenant(principal.tenant.clone());
     query.status = Some(CallStatus::Live);
     query.limit = 1_000;
     match state.store.list_calls(&query).await {
         Ok(calls) => {
-            outbox.json(&json!({
-                "v": PROTOCOL_VERSION, "type": "calls", "ref": r,
-                "tenant": principal.tenant, "calls": calls,
-            }));
+            outbox.json_for(
+                &cancel,
+                &json!({
+                    "v": PROTOCOL_VERSION, "type": "calls", "ref": r,
+                    "tenant": principal.tenant, "calls": calls,
+                }),
+            );
         }
         Err(e) => {
-            outbox.json(&error_message(r, e.into()));
+            outbox.json_for(&cancel, &error_message(r, e.into()));
             return;
         }
     }
-    let cancelled = cancel.cancelled();
-    tokio::pin!(cancelled);
-    while let Some(frame) =
-        next_frame(&mut rx, cancelled.as_mut(), &outbox, "the tenant feed").await
-    {
-        if !outbox.push(frame.text) {
-            return;
-        }
-    }
+    outbox.follow(
+        &cancel,
+        Live::new(FeedKey::Tenant, rx, Seq::new(0), cancel.clone()),
+    );
 }

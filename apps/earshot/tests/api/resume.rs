@@ -132,6 +132,123 @@ async fn slow_consumer_is_closed_then_resumes(store: Arc<dyn Store>) {
     app.stop().await.unwrap();
 }
 
+/// After `unsubscribed`, no live frame of that call arrives, even when the unsubscribe comes
+/// while the subscribe is still replaying a long backlog (before its live feed has started);
+/// other subscriptions on the socket go on, and subscribing again resumes from the last seq.
+#[tokio::test]
+async fn nothing_live_of_a_call_follows_its_unsubscribe() {
+    let db = store::testkit::TestStore::sqlite();
+    let app = spawn_app(db.open_store().await).await;
+    let t = app.token("service", "dialer").await;
+    let (a, b) = (app.start_call(&t).await, app.start_call(&t).await);
+    // A backlog of several replay pages: the unsubscribe is handled while it is read.
+    let mut top = 0;
+    for batch in 0..3 {
+        let segments: Vec<_> = (0..500u64)
+            .map(|i| {
+                let n = batch * 500 + i;
+                json!({"segment_id": format!("old{n}"), "speaker": "agent", "text": "one moment", "start_ms": n * 10, "end_ms": n * 10 + 5})
+            })
+            .collect();
+        top = top_after(&app.ingest(&t, &a, segments).await);
+    }
+    let mut ws = app.ws(&t).await;
+    ws.subscribe(&b, 0).await;
+
+    let mut resume_from = 0;
+    for round in 0..4u64 {
+        ws.send(json!({"type": "subscribe", "call_id": a, "since_seq": 0}))
+            .await;
+        if round == 0 {
+            // Once live: the backlog and `subscribed` first, then a live frame.
+            loop {
+                let m = ws.next_json().await;
+                if m["type"] == "subscribed" {
+                    break;
+                }
+            }
+            let said = app
+                .say(&t, &a, "live", "agent", "thanks for calling", 100_000)
+                .await;
+            let seen = ws.events_until("segment_added").await;
+            assert_eq!(seen.last().unwrap()["data"]["segment_id"], "live");
+            top = top_after(&said);
+            resume_from = top;
+        }
+        ws.send(json!({"type": "unsubscribe", "call_id": a, "ref": format!("u{round}")}))
+            .await;
+        let n = 200 + round;
+        let said = app
+            .say(
+                &t,
+                &a,
+                &format!("a{n}"),
+                "agent",
+                "one more moment",
+                n * 1000,
+            )
+            .await;
+        app.say(&t, &b, &format!("b{n}"), "customer", "hello", n * 1000)
+            .await;
+        // Until `b`'s new segment (the hub publishes in log order, so a live frame of `a`'s
+        // new segment would come before it): the backlog may still be arriving, but nothing
+        // of `a` past the top it had before this round.
+        let mut unsubscribed = false;
+        loop {
+            let m = ws.next_json().await;
+            if m["type"] == "unsubscribed" {
+                assert_eq!(m["ref"], format!("u{round}"));
+                unsubscribed = true;
+                continue;
+            }
+            // Until the reply the server may not have read the unsubscribe yet; after it,
+            // nothing of `a` at all, and never a live frame of this round's segment.
+            if m["call_id"] == a.as_str() && m["type"] == "event" {
+                assert!(!unsubscribed, "a frame after `unsubscribed`: {m}");
+                assert!(
+                    m["seq"].as_u64().unwrap() <= top,
+                    "a live frame of the unsubscribed call: {m}"
+                );
+            }
+            if m["call_id"] == b.as_str() && m["kind"] == "segment_added" {
+                break;
+            }
+        }
+        assert!(unsubscribed);
+        top = top_after(&said);
+    }
+
+    // Subscribing again from the last seq seen gets what was missed, then live frames.
+    let (missed, subscribed) = ws.subscribe(&a, resume_from).await;
+    let ids: Vec<&str> = missed
+        .iter()
+        .filter(|e| e["kind"] == "segment_added")
+        .map(|e| e["data"]["segment_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a200", "a201", "a202", "a203"]);
+    assert_eq!(subscribed["top_seq"], top);
+    app.say(&t, &a, "a999", "agent", "goodbye", 999_000).await;
+    let live = ws.events_until("segment_added").await;
+    assert_eq!(live.last().unwrap()["data"]["segment_id"], "a999");
+    app.stop().await.unwrap();
+    db.finish().await;
+}
+
+/// The highest seq an ingest wrote: its segments' and the events they caused.
+fn top_after(body: &serde_json::Value) -> u64 {
+    body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .flat_map(|r| {
+            let caused = r["caused"].as_array().expect("caused").iter();
+            std::iter::once(&r["seq"]).chain(caused.map(|c| &c["seq"]))
+        })
+        .map(|seq| seq.as_u64().expect("a seq"))
+        .max()
+        .expect("a segment")
+}
+
 #[tokio::test]
 async fn a_silent_client_is_dropped_by_the_heartbeat() {
     let db = store::testkit::TestStore::sqlite();
