@@ -24,12 +24,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use futures::{StreamExt, TryStreamExt, future, stream};
+use futures::{StreamExt, stream};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::api::{self, Api};
+use crate::readers::{self, Readers};
 use crate::report::{Latency, histogram};
 use crate::run::{self, Call, Clock, IngestStats, Phase, Schedule, SubscriberStats};
 use crate::{SpeakerMode, progress};
@@ -38,6 +39,8 @@ use crate::{SpeakerMode, progress};
 /// the tool, which shares the machine with the server, spends less on zero-filling buffers
 /// (see `run::connect_with_buffers`).
 const SUBSCRIBER_BUFFER: usize = 2 * 1024;
+/// Threads reading the subscribers' sockets (the machine this was measured on has two cores).
+const READER_THREADS: usize = 2;
 
 /// The aims of the issue.
 const AIM_P99_MS: f64 = 100.0;
@@ -490,33 +493,31 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let sub_url = api.ws_url(&agent);
     let connect_started = Instant::now();
-    let mut opened = 0usize;
-    let subscribers: Vec<(u64, run::Subscriber)> = stream::iter(0..n)
+    // Each subscriber is read from the moment it is subscribed, so the server's pings are
+    // answered while the others connect.
+    let mut readers = Readers::start(READER_THREADS, call.clone(), clock)?;
+    let mut connects = stream::iter(0..n)
         .map(|_| {
             let call = call.clone();
             let url = sub_url.clone();
-            async move {
-                let mut ws = run::connect_with_buffers(&url, SUBSCRIBER_BUFFER).await?;
-                let stats = run::subscribe(&mut ws, &call, &clock).await?;
-                // Read from now on: the server's pings are answered while the others connect.
-                Ok::<_, anyhow::Error>((
-                    stats.events,
-                    run::spawn_subscriber(ws, call, clock, stats),
-                ))
-            }
+            tokio::task::spawn_blocking(move || {
+                readers::connect_and_subscribe(&url, SUBSCRIBER_BUFFER, &call, &clock)
+            })
         })
-        .buffer_unordered(o.connect_concurrency.max(1))
-        .inspect_ok(|_| {
-            opened += 1;
-            if opened.is_multiple_of(1_000) {
-                progress(format!("{opened} subscribers subscribed"));
-            }
-        })
-        .try_collect()
-        .await?;
-    let connect_seconds = connect_started.elapsed().as_secs_f64();
+        .buffer_unordered(o.connect_concurrency.max(1));
+    let mut opened = 0usize;
     // Events replayed at subscribe time (the backlog), before the run's CPU is counted.
-    let backlog: u64 = subscribers.iter().map(|(events, _)| events).sum();
+    let mut backlog = 0u64;
+    while let Some(connected) = connects.next().await {
+        let (ws, stats) = connected.context("a connect task panicked")??;
+        backlog += stats.events;
+        readers.add(ws, stats)?;
+        opened += 1;
+        if opened.is_multiple_of(1_000) {
+            progress(format!("{opened} subscribers subscribed"));
+        }
+    }
+    let connect_seconds = connect_started.elapsed().as_secs_f64();
     let subscribed = server_rss()?;
     progress(format!(
         "{n} subscribers subscribed in {connect_seconds:.1} s; idle for {} s",
@@ -552,12 +553,10 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
     let top = api.top_seq(&service, &call.id).await?;
     call.set_target(top);
     // The subscribers stop once at the top (or at the deadline).
-    let stats: Vec<SubscriberStats> = future::try_join_all(
-        subscribers
-            .into_iter()
-            .map(|(_, s)| s.finish(drain_deadline)),
-    )
-    .await?;
+    let deadline = drain_deadline.into_std();
+    let stats: Vec<SubscriberStats> = tokio::task::spawn_blocking(move || readers.finish(deadline))
+        .await
+        .context("the readers panicked")??;
     drop(phase_tx);
     progress("subscribers done");
     let cpu_run = (

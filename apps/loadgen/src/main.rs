@@ -28,6 +28,7 @@
 mod api;
 mod fake_llm;
 mod fanout;
+mod readers;
 mod report;
 mod run;
 

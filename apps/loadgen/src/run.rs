@@ -61,7 +61,7 @@ impl Call {
         self.target.store(top_seq, Ordering::Release);
     }
 
-    fn target(&self) -> u64 {
+    pub(crate) fn target(&self) -> u64 {
         self.target.load(Ordering::Acquire)
     }
 
@@ -127,7 +127,7 @@ pub struct Clock {
 }
 
 impl Clock {
-    fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
     }
 }
@@ -137,9 +137,9 @@ impl Clock {
 /// and an allocation per field per message is a measurable share of the tool's CPU, which
 /// shares the machine with the server it measures.
 #[derive(Deserialize)]
-struct ServerMsg<'a> {
+pub(crate) struct ServerMsg<'a> {
     #[serde(rename = "type", borrow)]
-    ty: Cow<'a, str>,
+    pub(crate) ty: Cow<'a, str>,
     #[serde(default, borrow)]
     call_id: Option<Cow<'a, str>>,
     #[serde(default)]
@@ -183,7 +183,7 @@ struct AckResult<'a> {
 /// JSON object or is an `event` (the stream the checks are about); any other object (of a
 /// type the tool does not know, or of a known type with an unexpected shape) is `None`, and
 /// skipped.
-fn parse(text: &str) -> Result<Option<ServerMsg<'_>>, serde_json::Error> {
+pub(crate) fn parse(text: &str) -> Result<Option<ServerMsg<'_>>, serde_json::Error> {
     match serde_json::from_str::<ServerMsg>(text) {
         Ok(m) => Ok(Some(m)),
         Err(e) => match serde_json::from_str::<serde_json::Value>(text) {
@@ -290,7 +290,7 @@ impl SubscriberStats {
         self.assist_seqs.iter().filter(|s| **s <= top).count() as u64
     }
 
-    fn on_message(&mut self, msg: &ServerMsg<'_>, arrived: u64, call: &Call, clock: &Clock) {
+    pub(crate) fn on_message(&mut self, msg: &ServerMsg<'_>, arrived: u64, call: &Call, clock: &Clock) {
         match msg.ty.as_ref() {
             "event" => self.on_event(msg, arrived, call, clock),
             "suggestion_draft" => self.on_draft(msg, arrived, call, clock),

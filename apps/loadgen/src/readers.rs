@@ -1,0 +1,269 @@
+//! The fan-out mode's subscribers, read by two plain event loops (`mio`, i.e. epoll, and
+//! `tungstenite` on non-blocking sockets) instead of one tokio task each.
+//!
+//! Why: the tool runs on the machine of the server it measures, and a segment's delivery to
+//! 10,000 subscribers is CPU-bound on both sides, so every microsecond the tool spends per
+//! read is taken from the server and shows up in the latency being measured. With a task per
+//! socket the tool spent ~8 µs of CPU per subscriber per segment, two thirds of it in user
+//! space: the task's wake-up and scheduling, the async adapter's waker registrations on
+//! every poll, a second read to learn the socket is drained. Here a thread takes the ready
+//! sockets from `epoll_wait` in batches and reads each until it would block. The checks are
+//! the same code as the load mode's (`SubscriberStats::on_message`).
+
+use std::io::ErrorKind;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
+
+use crate::run::{Call, Clock, SubscriberStats, parse};
+
+pub type SyncWs = WebSocket<TcpStream>;
+
+/// How long a reader waits in `epoll_wait` before looking for new sockets and the end.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Opens a subscriber's WebSocket (blocking: run it on the blocking pool), with Nagle off and
+/// `buffer`-byte read and write buffers, subscribes to the call from seq 0 and reads until
+/// `subscribed` (the backlog is checked like live events). The socket is then non-blocking,
+/// ready for [`Readers::add`].
+pub fn connect_and_subscribe(
+    url: &str,
+    buffer: usize,
+    call: &Call,
+    clock: &Clock,
+) -> anyhow::Result<(SyncWs, SubscriberStats)> {
+    let request = url.into_client_request().context("the WebSocket URL")?;
+    if request.uri().scheme_str() != Some("ws") {
+        bail!("the fan-out subscribers speak plain ws://, not {url}");
+    }
+    let host = request.uri().host().context("a host in the URL")?.to_owned();
+    let port = request.uri().port_u16().unwrap_or(80);
+    let stream = TcpStream::connect((host.as_str(), port)).context("connecting")?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(buffer)
+        .write_buffer_size(buffer);
+    let (mut ws, _) = tungstenite::client::client_with_config(request, stream, Some(config))
+        .map_err(|e| anyhow::anyhow!("the WebSocket handshake: {e}"))?;
+    ws.send(Message::Text(
+        json!({"type": "subscribe", "call_id": call.id, "since_seq": 0, "ref": "load"})
+            .to_string()
+            .into(),
+    ))
+    .context("sending subscribe")?;
+    let mut stats = SubscriberStats::new();
+    loop {
+        let msg = ws.read().context("reading until `subscribed`")?;
+        let arrived = clock.now();
+        let Message::Text(text) = msg else { continue };
+        let Some(msg) = parse(&text).context("a server message")? else {
+            continue;
+        };
+        match msg.ty.as_ref() {
+            "subscribed" => break,
+            "error" | "resync_required" => bail!("subscribe refused: {text}"),
+            _ => stats.on_message(&msg, arrived, call, clock),
+        }
+    }
+    ws.get_ref().set_read_timeout(None)?;
+    ws.get_ref().set_nonblocking(true)?;
+    Ok((ws, stats))
+}
+
+/// The reader threads; subscribers are spread over them as they are added.
+pub struct Readers {
+    threads: Vec<(mpsc::Sender<Command>, Reader)>,
+    next: usize,
+}
+
+/// A reader thread, which answers its subscribers' stats.
+type Reader = JoinHandle<anyhow::Result<Vec<SubscriberStats>>>;
+
+enum Command {
+    Add(Box<(SyncWs, SubscriberStats)>),
+    /// The call's top seq is set: stop each subscriber once it has it, and all at `deadline`.
+    Finish(Instant),
+}
+
+impl Readers {
+    pub fn start(threads: usize, call: Arc<Call>, clock: Clock) -> anyhow::Result<Self> {
+        let threads = (0..threads.max(1))
+            .map(|i| {
+                let (tx, rx) = mpsc::channel();
+                let call = call.clone();
+                let handle = std::thread::Builder::new()
+                    .name(format!("fanout-reader-{i}"))
+                    .spawn(move || read_loop(&rx, &call, &clock))
+                    .context("starting a reader thread")?;
+                Ok((tx, handle))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { threads, next: 0 })
+    }
+
+    /// Hands a subscribed socket to the next reader: from now on its messages are read (and
+    /// the server's pings answered).
+    pub fn add(&mut self, ws: SyncWs, stats: SubscriberStats) -> anyhow::Result<()> {
+        let (tx, _) = &self.threads[self.next % self.threads.len()];
+        self.next += 1;
+        tx.send(Command::Add(Box::new((ws, stats))))
+            .map_err(|_| anyhow::anyhow!("a reader thread has ended"))
+    }
+
+    /// Waits (blocking) until every subscriber has the call's top seq, set before this is
+    /// called, or until `deadline`; events short of the top count as missing.
+    pub fn finish(self, deadline: Instant) -> anyhow::Result<Vec<SubscriberStats>> {
+        for (tx, _) in &self.threads {
+            let _ = tx.send(Command::Finish(deadline));
+        }
+        let mut all = Vec::new();
+        for (_, handle) in self.threads {
+            let stats = handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("a reader thread panicked"))??;
+            all.extend(stats);
+        }
+        Ok(all)
+    }
+}
+
+struct Sub {
+    ws: SyncWs,
+    stats: SubscriberStats,
+}
+
+fn read_loop(
+    commands: &mpsc::Receiver<Command>,
+    call: &Call,
+    clock: &Clock,
+) -> anyhow::Result<Vec<SubscriberStats>> {
+    let mut poll = Poll::new().context("epoll")?;
+    let mut events = Events::with_capacity(1024);
+    let mut subs: Vec<Option<Sub>> = Vec::new();
+    let mut done = Vec::new();
+    let mut deadline: Option<Instant> = None;
+    loop {
+        loop {
+            match commands.try_recv() {
+                Ok(Command::Add(sub)) => {
+                    let (ws, stats) = *sub;
+                    let token = Token(subs.len());
+                    let fd = ws.get_ref().as_raw_fd();
+                    poll.registry()
+                        .register(&mut SourceFd(&fd), token, Interest::READABLE)
+                        .context("registering a socket")?;
+                    subs.push(Some(Sub { ws, stats }));
+                    // What arrived with `subscribed` may already be in tungstenite's buffer,
+                    // where no readiness event will announce it.
+                    read_ready(&mut subs, token.0, &poll, call, clock, &mut done);
+                }
+                Ok(Command::Finish(at)) => {
+                    deadline = Some(at);
+                    // Those already at the top stop now: nothing more will wake them.
+                    for i in 0..subs.len() {
+                        if subs[i]
+                            .as_ref()
+                            .is_some_and(|s| s.stats.last_seq >= call.target())
+                        {
+                            stop(&mut subs, i, &poll, &mut done);
+                        }
+                    }
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+                // The tool is going away without finishing (an error elsewhere).
+                Err(mpsc::TryRecvError::Disconnected) => return Ok(done),
+            }
+        }
+        if let Some(at) = deadline
+            && (subs.iter().all(Option::is_none) || Instant::now() >= at)
+        {
+            break;
+        }
+        poll.poll(&mut events, Some(TICK)).context("epoll_wait")?;
+        for event in &events {
+            read_ready(&mut subs, event.token().0, &poll, call, clock, &mut done);
+        }
+    }
+    for i in 0..subs.len() {
+        stop(&mut subs, i, &poll, &mut done);
+    }
+    let target = call.target();
+    for stats in &mut done {
+        stats.missing = if target == u64::MAX {
+            0
+        } else {
+            target.saturating_sub(stats.last_seq)
+        };
+    }
+    Ok(done)
+}
+
+/// Reads subscriber `i` until its socket would block; stops it at the call's top seq or when
+/// the connection ends.
+fn read_ready(
+    subs: &mut [Option<Sub>],
+    i: usize,
+    poll: &Poll,
+    call: &Call,
+    clock: &Clock,
+    done: &mut Vec<SubscriberStats>,
+) {
+    let Some(sub) = subs[i].as_mut() else { return };
+    let ended = loop {
+        match sub.ws.read() {
+            Ok(Message::Text(text)) => {
+                let arrived = clock.now();
+                match parse(&text) {
+                    Ok(Some(m)) => sub.stats.on_message(&m, arrived, call, clock),
+                    Ok(None) => {}
+                    Err(e) => {
+                        sub.stats.closed = Some(format!("unreadable message: {e}"));
+                        break true;
+                    }
+                }
+            }
+            Ok(Message::Close(frame)) => {
+                sub.stats.closed = Some(match frame {
+                    Some(f) => format!("closed by the server: {} {}", u16::from(f.code), f.reason),
+                    None => "closed by the server".to_owned(),
+                });
+                break true;
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => break false,
+            Err(e) => {
+                sub.stats.closed = Some(format!("WebSocket error: {e}"));
+                break true;
+            }
+        }
+    };
+    // Pongs to the server's pings are queued by `read`; send them (or leave them queued if
+    // the socket is full: the next read's flush sends them).
+    let _ = sub.ws.flush();
+    if ended || sub.stats.last_seq >= call.target() {
+        stop(subs, i, poll, done);
+    }
+}
+
+fn stop(subs: &mut [Option<Sub>], i: usize, poll: &Poll, done: &mut Vec<SubscriberStats>) {
+    let Some(mut sub) = subs[i].take() else {
+        return;
+    };
+    let fd = sub.ws.get_ref().as_raw_fd();
+    let _ = poll.registry().deregister(&mut SourceFd(&fd));
+    let _ = sub.ws.close(None);
+    let _ = sub.ws.flush();
+    done.push(sub.stats);
+}
