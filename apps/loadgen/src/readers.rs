@@ -10,7 +10,7 @@
 //! sockets from `epoll_wait` in batches and reads each until it would block. The checks are
 //! the same code as the load mode's (`SubscriberStats::on_message`).
 
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -28,7 +28,47 @@ use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
 
 use crate::run::{Call, Clock, SubscriberStats, parse};
 
-pub type SyncWs = WebSocket<TcpStream>;
+pub type SyncWs = WebSocket<Socket>;
+
+/// A subscriber's socket as tungstenite reads it. Once non-blocking, a read that returned
+/// less than it asked for has drained the socket, so the next read answers "would block"
+/// without a system call until epoll reports the socket readable again: epoll here is
+/// edge-triggered, and data that arrives after that read raises a new event. This saves the
+/// read that would only learn `EAGAIN`, one per subscriber per segment.
+pub struct Socket {
+    stream: TcpStream,
+    /// Reads are tracked (the socket is non-blocking).
+    tracking: bool,
+    drained: bool,
+}
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.drained {
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        match self.stream.read(buf) {
+            Ok(n) => {
+                self.drained = self.tracking && n > 0 && n < buf.len();
+                Ok(n)
+            }
+            Err(e) => {
+                self.drained = self.tracking && e.kind() == ErrorKind::WouldBlock;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
 
 /// How long a reader waits in `epoll_wait` before looking for new sockets and the end.
 const TICK: Duration = Duration::from_millis(10);
@@ -47,7 +87,11 @@ pub fn connect_and_subscribe(
     if request.uri().scheme_str() != Some("ws") {
         bail!("the fan-out subscribers speak plain ws://, not {url}");
     }
-    let host = request.uri().host().context("a host in the URL")?.to_owned();
+    let host = request
+        .uri()
+        .host()
+        .context("a host in the URL")?
+        .to_owned();
     let port = request.uri().port_u16().unwrap_or(80);
     let stream = TcpStream::connect((host.as_str(), port)).context("connecting")?;
     stream.set_nodelay(true)?;
@@ -55,7 +99,12 @@ pub fn connect_and_subscribe(
     let config = WebSocketConfig::default()
         .read_buffer_size(buffer)
         .write_buffer_size(buffer);
-    let (mut ws, _) = tungstenite::client::client_with_config(request, stream, Some(config))
+    let socket = Socket {
+        stream,
+        tracking: false,
+        drained: false,
+    };
+    let (mut ws, _) = tungstenite::client::client_with_config(request, socket, Some(config))
         .map_err(|e| anyhow::anyhow!("the WebSocket handshake: {e}"))?;
     ws.send(Message::Text(
         json!({"type": "subscribe", "call_id": call.id, "since_seq": 0, "ref": "load"})
@@ -77,8 +126,10 @@ pub fn connect_and_subscribe(
             _ => stats.on_message(&msg, arrived, call, clock),
         }
     }
-    ws.get_ref().set_read_timeout(None)?;
-    ws.get_ref().set_nonblocking(true)?;
+    let socket = ws.get_mut();
+    socket.stream.set_read_timeout(None)?;
+    socket.stream.set_nonblocking(true)?;
+    socket.tracking = true;
     Ok((ws, stats))
 }
 
@@ -160,7 +211,7 @@ fn read_loop(
                 Ok(Command::Add(sub)) => {
                     let (ws, stats) = *sub;
                     let token = Token(subs.len());
-                    let fd = ws.get_ref().as_raw_fd();
+                    let fd = ws.get_ref().stream.as_raw_fd();
                     poll.registry()
                         .register(&mut SourceFd(&fd), token, Interest::READABLE)
                         .context("registering a socket")?;
@@ -193,7 +244,11 @@ fn read_loop(
         }
         poll.poll(&mut events, Some(TICK)).context("epoll_wait")?;
         for event in &events {
-            read_ready(&mut subs, event.token().0, &poll, call, clock, &mut done);
+            let i = event.token().0;
+            if let Some(sub) = subs[i].as_mut() {
+                sub.ws.get_mut().drained = false;
+            }
+            read_ready(&mut subs, i, &poll, call, clock, &mut done);
         }
     }
     for i in 0..subs.len() {
@@ -261,7 +316,7 @@ fn stop(subs: &mut [Option<Sub>], i: usize, poll: &Poll, done: &mut Vec<Subscrib
     let Some(mut sub) = subs[i].take() else {
         return;
     };
-    let fd = sub.ws.get_ref().as_raw_fd();
+    let fd = sub.ws.get_ref().stream.as_raw_fd();
     let _ = poll.registry().deregister(&mut SourceFd(&fd));
     let _ = sub.ws.close(None);
     let _ = sub.ws.flush();

@@ -290,7 +290,13 @@ impl SubscriberStats {
         self.assist_seqs.iter().filter(|s| **s <= top).count() as u64
     }
 
-    pub(crate) fn on_message(&mut self, msg: &ServerMsg<'_>, arrived: u64, call: &Call, clock: &Clock) {
+    pub(crate) fn on_message(
+        &mut self,
+        msg: &ServerMsg<'_>,
+        arrived: u64,
+        call: &Call,
+        clock: &Clock,
+    ) {
         match msg.ty.as_ref() {
             "event" => self.on_event(msg, arrived, call, clock),
             "suggestion_draft" => self.on_draft(msg, arrived, call, clock),

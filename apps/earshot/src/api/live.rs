@@ -93,20 +93,27 @@ pub enum Next {
     Behind(FeedKey),
 }
 
-/// The waker the feeds' channels hold: it notes that a feed has something, then wakes the
-/// writer's task.
+/// Polls a source through a waker of its own, which notes that the source woke it before
+/// waking the task; the source is polled again only once it has.
 ///
-/// Written by hand because it is what makes the feeds cheap to leave alone: a pending poll of
-/// a broadcast receiver takes the channel's shared lock (the one every subscriber of the
-/// call and the hub's sends contend for), and the writer's `select!` polls every branch each
-/// time it wakes up, for whatever reason. With this flag a feed that has already said
-/// "nothing yet" is polled again only once its channel has woken it.
-struct FeedWake {
+/// Written by hand because it is what makes idle sources cheap to leave alone: a `select!`
+/// polls every branch each time the task wakes up, for whatever reason, and with thousands
+/// of connections each poll of an idle source is a cache miss or worse (a pending poll of a
+/// broadcast receiver takes the channel's shared lock, the one every subscriber of the call
+/// and the hub's sends contend for). No crate offers a per-branch waker for `select!`.
+#[derive(Default)]
+pub struct Flagged {
+    /// The flag and the waker the source holds (made on the first poll, from the task's
+    /// waker, and made again if the task's waker changes).
+    wake: Option<(Arc<FlagWake>, Waker)>,
+}
+
+struct FlagWake {
     woken: AtomicBool,
     task: Waker,
 }
 
-impl Wake for FeedWake {
+impl Wake for FlagWake {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
@@ -117,6 +124,48 @@ impl Wake for FeedWake {
     }
 }
 
+impl Flagged {
+    /// Polls the source with `poll` if it has woken its waker since it last answered
+    /// `Pending` (always on the first poll, or for a new task); `Pending` otherwise.
+    pub fn poll<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        let (wake, waker) = match self.wake.take() {
+            Some((wake, waker)) if wake.task.will_wake(cx.waker()) => (wake, waker),
+            _ => {
+                let wake = Arc::new(FlagWake {
+                    woken: AtomicBool::new(true),
+                    task: cx.waker().clone(),
+                });
+                let waker = Waker::from(wake.clone());
+                (wake, waker)
+            }
+        };
+        // Cleared before polling: a wake-up during the poll sets it again.
+        let out = if wake.woken.swap(false, Ordering::AcqRel) {
+            let out = poll(&mut Context::from_waker(&waker));
+            if out.is_ready() {
+                // More may be waiting behind this item.
+                wake.woken.store(true, Ordering::Release);
+            }
+            out
+        } else {
+            Poll::Pending
+        };
+        self.wake = Some((wake, waker));
+        out
+    }
+
+    /// Makes the next poll look at the source (something new was added to it).
+    pub fn set(&self) {
+        if let Some((wake, _)) = &self.wake {
+            wake.woken.store(true, Ordering::Release);
+        }
+    }
+}
+
 /// The feeds of one connection (usually one; a supervisor may follow several calls and its
 /// tenant).
 #[derive(Default)]
@@ -124,9 +173,8 @@ pub struct Feeds {
     list: Vec<Live>,
     /// Where the next poll starts, so that a busy feed cannot starve the others.
     start: usize,
-    /// The flag and the waker the channels hold (made on the first poll, from the task's
-    /// waker, and made again if the task's waker changes).
-    wake: Option<(Arc<FeedWake>, Waker)>,
+    /// The feeds are polled again only after one of their channels woke them.
+    flag: Flagged,
 }
 
 impl Feeds {
@@ -136,13 +184,7 @@ impl Feeds {
         self.stop(live.key);
         if !live.token.is_cancelled() {
             self.list.push(live);
-            self.mark_woken();
-        }
-    }
-
-    fn mark_woken(&self) {
-        if let Some((wake, _)) = &self.wake {
-            wake.woken.store(true, Ordering::Release);
+            self.flag.set();
         }
     }
 
@@ -163,30 +205,9 @@ impl Feeds {
     /// has a frame; with no feeds it is `Pending` for good (a new feed arrives through the
     /// writer's queue, and [`Feeds::start`] makes the next poll look).
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Next> {
-        let (wake, waker) = match self.wake.take() {
-            Some((wake, waker)) if wake.task.will_wake(cx.waker()) => (wake, waker),
-            _ => {
-                // First poll, or another task: every feed must register the new waker.
-                let wake = Arc::new(FeedWake {
-                    woken: AtomicBool::new(true),
-                    task: cx.waker().clone(),
-                });
-                let waker = Waker::from(wake.clone());
-                (wake, waker)
-            }
-        };
-        // Cleared before polling: a frame that arrives during the poll sets it again.
-        let next = if wake.woken.swap(false, Ordering::AcqRel) {
-            let next = self.poll_feeds(&mut Context::from_waker(&waker));
-            if next.is_ready() {
-                // More may be waiting behind this frame.
-                wake.woken.store(true, Ordering::Release);
-            }
-            next
-        } else {
-            Poll::Pending
-        };
-        self.wake = Some((wake, waker));
+        let mut flag = std::mem::take(&mut self.flag);
+        let next = flag.poll(cx, |cx| self.poll_feeds(cx));
+        self.flag = flag;
         next
     }
 
@@ -257,6 +278,33 @@ mod tests {
             });
         }
         out
+    }
+
+    #[tokio::test]
+    async fn a_flagged_source_is_polled_again_only_once_it_has_woken() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+        let mut flag = Flagged::default();
+        let mut polls = 0;
+        let mut poll = |flag: &mut Flagged| {
+            poll_fn(|cx| {
+                Poll::Ready(flag.poll(cx, |cx| {
+                    polls += 1;
+                    rx.poll_recv(cx)
+                }))
+            })
+            .now_or_never()
+            .expect("poll_fn is ready at once")
+        };
+        assert!(poll(&mut flag).is_pending(), "empty, polled once");
+        assert!(poll(&mut flag).is_pending(), "not woken: not polled");
+        tx.send(7).unwrap();
+        assert_eq!(poll(&mut flag), Poll::Ready(Some(7)));
+        assert!(poll(&mut flag).is_pending(), "looked again after an item");
+        assert!(poll(&mut flag).is_pending());
+        flag.set();
+        assert!(poll(&mut flag).is_pending(), "set: polled");
+        drop(poll);
+        assert_eq!(polls, 4);
     }
 
     #[tokio::test]

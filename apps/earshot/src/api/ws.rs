@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use super::error::{ApiError, ErrorDetail};
 use super::extract::parse_json;
 use super::ingest::{INGEST_ROLES, SegmentBody, SegmentResult, validate_batch};
-use super::live::{FeedKey, Feeds, Live, Next};
+use super::live::{FeedKey, Feeds, Flagged, Live, Next};
 use super::{TraceCtx, new_trace_id, origin};
 use crate::auth::Principal;
 use crate::hub::{PROTOCOL_VERSION, event_message};
@@ -392,6 +392,9 @@ async fn write_loop(
     tokio::pin!(timer);
     let mut batch: Vec<Utf8Bytes> = Vec::with_capacity(1);
     let mut feeds = Feeds::default();
+    // The queue is polled again only once a message has woken it: a subscriber's writer
+    // wakes up for the live feed, and an empty queue's poll is a cache miss per connection.
+    let mut queue = Flagged::default();
     // Whether the last write had to wait for the socket: a writer that falls behind its live
     // feed while the socket pushes back has a slow client, not a busy server.
     let mut backed_up = false;
@@ -430,7 +433,7 @@ async fn write_loop(
         }
         tokio::select! {
             biased;
-            out = rx.recv() => {
+            out = poll_fn(|cx| queue.poll(cx, |cx| rx.poll_recv(cx))) => {
                 let Some(out) = out else { break };
                 take(out, &mut batch, &mut feeds);
             }
