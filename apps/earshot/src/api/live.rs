@@ -303,7 +303,6 @@ mod tests {
         assert!(poll(&mut flag).is_pending());
         flag.set();
         assert!(poll(&mut flag).is_pending(), "set: polled");
-        drop(poll);
         assert_eq!(polls, 4);
     }
 
