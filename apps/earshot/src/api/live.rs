@@ -267,6 +267,11 @@ mod tests {
         }
     }
 
+    /// A feed of a subscription that is on, continuing after `last`.
+    fn on(key: FeedKey, rx: broadcast::Receiver<Frame>, last: u64) -> Live {
+        Live::new(key, rx, Seq::new(last), CancellationToken::new())
+    }
+
     /// What the feeds have ready now, in order, until they would wait.
     async fn ready(feeds: &mut Feeds) -> Vec<String> {
         let mut out = Vec::new();
@@ -312,12 +317,7 @@ mod tests {
         let (tx, rx) = broadcast::channel(16);
         let mut feeds = Feeds::default();
         // The backlog ended at seq 2; frames 1 and 2 also came through the channel.
-        feeds.start(Live::new(
-            FeedKey::Call(call),
-            rx,
-            Seq::new(2),
-            CancellationToken::new(),
-        ));
+        feeds.start(on(FeedKey::Call(call), rx, 2));
         for seq in 1..=4 {
             tx.send(frame(call, seq, &format!("e{seq}"))).unwrap();
         }
@@ -334,24 +334,14 @@ mod tests {
         let call = CallId::new();
         let (tx, rx) = broadcast::channel(16);
         let mut feeds = Feeds::default();
-        feeds.start(Live::new(
-            FeedKey::Call(call),
-            rx,
-            Seq::new(0),
-            CancellationToken::new(),
-        ));
+        feeds.start(on(FeedKey::Call(call), rx, 0));
         tx.send(frame(call, 1, "e1")).unwrap();
         tx.send(frame(call, 3, "e3")).unwrap();
         assert_eq!(ready(&mut feeds).await, ["e1", "behind call"]);
         assert!(feeds.is_empty());
 
         let (tx, rx) = broadcast::channel(2);
-        feeds.start(Live::new(
-            FeedKey::Tenant,
-            rx,
-            Seq::new(0),
-            CancellationToken::new(),
-        ));
+        feeds.start(on(FeedKey::Tenant, rx, 0));
         for seq in 1..=3 {
             tx.send(frame(call, seq, "t")).unwrap();
         }
@@ -374,18 +364,8 @@ mod tests {
         ));
         assert!(feeds.is_empty());
 
-        feeds.start(Live::new(
-            FeedKey::Call(call),
-            tx.subscribe(),
-            Seq::new(0),
-            CancellationToken::new(),
-        ));
-        feeds.start(Live::new(
-            FeedKey::Call(call),
-            tx.subscribe(),
-            Seq::new(1),
-            CancellationToken::new(),
-        ));
+        feeds.start(on(FeedKey::Call(call), tx.subscribe(), 0));
+        feeds.start(on(FeedKey::Call(call), tx.subscribe(), 1));
         assert_eq!(feeds.len(), 1);
         tx.send(frame(call, 1, "e1")).unwrap();
         tx.send(frame(call, 2, "e2")).unwrap();
@@ -406,18 +386,8 @@ mod tests {
         let (ta, ra) = broadcast::channel(16);
         let (tb, rb) = broadcast::channel(16);
         let mut feeds = Feeds::default();
-        feeds.start(Live::new(
-            FeedKey::Call(a),
-            ra,
-            Seq::new(0),
-            CancellationToken::new(),
-        ));
-        feeds.start(Live::new(
-            FeedKey::Call(b),
-            rb,
-            Seq::new(0),
-            CancellationToken::new(),
-        ));
+        feeds.start(on(FeedKey::Call(a), ra, 0));
+        feeds.start(on(FeedKey::Call(b), rb, 0));
         for seq in 1..=2 {
             ta.send(frame(a, seq, &format!("a{seq}"))).unwrap();
             tb.send(frame(b, seq, &format!("b{seq}"))).unwrap();
