@@ -21,12 +21,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
+use tokio_tungstenite::tungstenite::{self, WebSocket};
 
-use crate::run::{Call, Clock, SubscriberStats, parse};
+use crate::run::{self, Call, Clock, SubscriberStats};
 
 pub type SyncWs = WebSocket<Socket>;
 
@@ -106,24 +105,14 @@ pub fn connect_and_subscribe(
     };
     let (mut ws, _) = tungstenite::client::client_with_config(request, socket, Some(config))
         .map_err(|e| anyhow::anyhow!("the WebSocket handshake: {e}"))?;
-    ws.send(Message::Text(
-        json!({"type": "subscribe", "call_id": call.id, "since_seq": 0, "ref": "load"})
-            .to_string()
-            .into(),
-    ))
-    .context("sending subscribe")?;
+    ws.send(run::subscribe_message(call))
+        .context("sending subscribe")?;
     let mut stats = SubscriberStats::new();
     loop {
         let msg = ws.read().context("reading until `subscribed`")?;
         let arrived = clock.now();
-        let Message::Text(text) = msg else { continue };
-        let Some(msg) = parse(&text).context("a server message")? else {
-            continue;
-        };
-        match msg.ty.as_ref() {
-            "subscribed" => break,
-            "error" | "resync_required" => bail!("subscribe refused: {text}"),
-            _ => stats.on_message(&msg, arrived, call, clock),
+        if stats.until_subscribed(msg, arrived, call, clock)? {
+            break;
         }
     }
     let socket = ws.get_mut();
@@ -278,25 +267,12 @@ fn read_ready(
     let Some(sub) = subs[i].as_mut() else { return };
     let ended = loop {
         match sub.ws.read() {
-            Ok(Message::Text(text)) => {
+            Ok(msg) => {
                 let arrived = clock.now();
-                match parse(&text) {
-                    Ok(Some(m)) => sub.stats.on_message(&m, arrived, call, clock),
-                    Ok(None) => {}
-                    Err(e) => {
-                        sub.stats.closed = Some(format!("unreadable message: {e}"));
-                        break true;
-                    }
+                if !sub.stats.on_frame(msg, arrived, call, clock) {
+                    break true;
                 }
             }
-            Ok(Message::Close(frame)) => {
-                sub.stats.closed = Some(match frame {
-                    Some(f) => format!("closed by the server: {} {}", u16::from(f.code), f.reason),
-                    None => "closed by the server".to_owned(),
-                });
-                break true;
-            }
-            Ok(_) => {}
             Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => break false,
             Err(e) => {
                 sub.stats.closed = Some(format!("WebSocket error: {e}"));

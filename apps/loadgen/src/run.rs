@@ -415,26 +415,19 @@ impl SubscriberStats {
 /// first and is checked like live events).
 pub async fn subscribe(ws: &mut Ws, call: &Call, clock: &Clock) -> anyhow::Result<SubscriberStats> {
     let mut stats = SubscriberStats::new();
-    ws.send(Message::Text(
-        json!({"type": "subscribe", "call_id": call.id, "since_seq": 0, "ref": "load"})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .context("sending subscribe")?;
+    ws.send(subscribe_message(call))
+        .await
+        .context("sending subscribe")?;
     let wait = async {
         while let Some(msg) = ws.next().await {
             let arrived = clock.now();
-            let Message::Text(text) = msg.context("reading the WebSocket")? else {
-                continue;
-            };
-            let Some(msg) = parse(&text).context("a server message")? else {
-                continue;
-            };
-            match msg.ty.as_ref() {
-                "subscribed" => return Ok(()),
-                "error" | "resync_required" => bail!("subscribe refused: {text}"),
-                _ => stats.on_message(&msg, arrived, call, clock),
+            if stats.until_subscribed(
+                msg.context("reading the WebSocket")?,
+                arrived,
+                call,
+                clock,
+            )? {
+                return Ok(());
             }
         }
         bail!("the server closed the WebSocket before `subscribed`")
@@ -443,6 +436,72 @@ pub async fn subscribe(ws: &mut Ws, call: &Call, clock: &Clock) -> anyhow::Resul
         .await
         .context("no `subscribed` within 30 s")??;
     Ok(stats)
+}
+
+/// The subscription the tool's subscribers make: the call from seq 0.
+pub(crate) fn subscribe_message(call: &Call) -> Message {
+    Message::Text(
+        json!({"type": "subscribe", "call_id": call.id, "since_seq": 0, "ref": "load"})
+            .to_string()
+            .into(),
+    )
+}
+
+impl SubscriberStats {
+    /// Takes one message while waiting for `subscribed` (the backlog is checked like live
+    /// events); true once it has come, an error if the subscription was refused.
+    pub(crate) fn until_subscribed(
+        &mut self,
+        msg: Message,
+        arrived: u64,
+        call: &Call,
+        clock: &Clock,
+    ) -> anyhow::Result<bool> {
+        let Message::Text(text) = msg else {
+            return Ok(false);
+        };
+        let Some(msg) = parse(&text).context("a server message")? else {
+            return Ok(false);
+        };
+        match msg.ty.as_ref() {
+            "subscribed" => Ok(true),
+            "error" | "resync_required" => bail!("subscribe refused: {text}"),
+            _ => {
+                self.on_message(&msg, arrived, call, clock);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Takes one message of a subscribed socket; false when the connection is over (the
+    /// server closed it, or sent something unreadable), with the reason in `closed`.
+    pub(crate) fn on_frame(
+        &mut self,
+        msg: Message,
+        arrived: u64,
+        call: &Call,
+        clock: &Clock,
+    ) -> bool {
+        match msg {
+            Message::Text(text) => match parse(&text) {
+                Ok(Some(m)) => self.on_message(&m, arrived, call, clock),
+                Ok(None) => {}
+                Err(e) => {
+                    self.closed = Some(format!("unreadable message: {e}"));
+                    return false;
+                }
+            },
+            Message::Close(frame) => {
+                self.closed = Some(match frame {
+                    Some(f) => format!("closed by the server: {} {}", u16::from(f.code), f.reason),
+                    None => "closed by the server".to_owned(),
+                });
+                return false;
+            }
+            _ => {}
+        }
+        true
+    }
 }
 
 /// A subscriber being read by its own task.
@@ -529,22 +588,11 @@ async fn read_subscriber(mut ws: Ws, clock: Clock, mut out: StatsOut, last_seq: 
         let msg = ws.next().await;
         let arrived = clock.now();
         match msg {
-            Some(Ok(Message::Text(text))) => match parse(&text) {
-                Ok(Some(m)) => stats.on_message(&m, arrived, call, &clock),
-                Ok(None) => {}
-                Err(e) => {
-                    stats.closed = Some(format!("unreadable message: {e}"));
+            Some(Ok(msg)) => {
+                if !stats.on_frame(msg, arrived, call, &clock) {
                     break;
                 }
-            },
-            Some(Ok(Message::Close(frame))) => {
-                stats.closed = Some(match frame {
-                    Some(f) => format!("closed by the server: {} {}", u16::from(f.code), f.reason),
-                    None => "closed by the server".to_owned(),
-                });
-                break;
             }
-            Some(Ok(_)) => {}
             Some(Err(e)) => {
                 stats.closed = Some(format!("WebSocket error: {e}"));
                 break;

@@ -214,12 +214,7 @@ impl Outbox {
     }
 
     fn json_for(&self, sub: &CancellationToken, value: &impl Serialize) -> bool {
-        self.push_for(
-            sub,
-            serde_json::to_string(value)
-                .expect("messages serialize")
-                .into(),
-        )
+        self.push_for(sub, encode(value))
     }
 
     /// Hands a subscription's live feed to the writer, unless the subscription has ended.
@@ -247,11 +242,7 @@ impl Outbox {
     }
 
     fn json(&self, value: &impl Serialize) -> bool {
-        self.push(
-            serde_json::to_string(value)
-                .expect("messages serialize")
-                .into(),
-        )
+        self.push(encode(value))
     }
 
     /// Closes the connection with `code` and `reason`, unless another reason came first.
@@ -271,6 +262,12 @@ impl Outbox {
         let _ = self.tx.send(Out::Wake);
         self.closing.cancel();
     }
+}
+
+fn encode(value: &impl Serialize) -> Utf8Bytes {
+    serde_json::to_string(value)
+        .expect("messages serialize")
+        .into()
 }
 
 async fn connection(socket: WebSocket, principal: Principal, state: AppState) {
