@@ -246,6 +246,22 @@ SECTIONS = {
 }
 
 
+def steal(run_dir, section):
+    """The hypervisor's steal during a section's runs: ' steal X % (max Y %)', or ''."""
+    shares = []
+    for path in glob.glob(os.path.join(run_dir, f"{section}*.steal")):
+        try:
+            with open(path, encoding="utf-8") as f:
+                stolen, total = (int(x) for x in f.read().split())
+        except (OSError, ValueError):
+            continue
+        if total > 0:
+            shares.append(100 * stolen / total)
+    if not shares:
+        return ""
+    return f", steal {statistics.median(shares):.1f} % (max {max(shares):.1f} %)"
+
+
 def machine():
     cpu = "?"
     try:
@@ -340,6 +356,7 @@ def main():
             continue
         for f in new:
             f.update(stamp)
+            f["machine"] += steal(args.run_dir, name)
         results = [f for f in results if f["section"] != name] + new
         print(f"report: {name}: {len(new)} figures", file=sys.stderr)
 

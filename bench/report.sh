@@ -45,14 +45,23 @@ if [[ ${SKIP_BUILD:-0} != 1 ]]; then
 fi
 export SKIP_BUILD=1
 
+# The machine's CPU time stolen by the hypervisor, and all of it, in ticks (/proc/stat):
+# on a shared virtual machine a run that lost CPU to a neighbour measures the neighbour.
+cpu_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t }' /proc/stat; }
+
 # One run: NAME (a file name under $out), then the command. Its stdout is kept as
-# NAME.out, its stderr as NAME.err; a failed run is kept too, and reported.
+# NAME.out, its stderr as NAME.err, the steal during it as NAME.steal ("stolen total",
+# ticks); a failed run is kept too, and reported.
 run() {
     local name=$1
     shift
     log "$name: $*"
-    local status=0
+    local status=0 before after
+    before=$(cpu_ticks)
     "$@" >"$out/$name.out" 2>"$out/$name.err" || status=$?
+    after=$(cpu_ticks)
+    echo "$before $after" | awk '{ print $3 - $1, $4 - $2 }' >"$out/$name.steal"
+    log "$name: $(awk '{ printf "%.1f %% of the CPU stolen by the hypervisor", $2 ? 100 * $1 / $2 : 0 }' "$out/$name.steal")"
     if [[ $status -ne 0 ]]; then
         log "$name FAILED (exit $status); see $out/$name.err"
         echo "$name" >>"$out/failed"

@@ -20,7 +20,8 @@
 # with --measure-suggestions (segment → first suggestion token, segment → suggestion posted)
 # and --suggestion-wait SUGGESTION_WAIT (LLM_DELAY_MS in whole seconds + 7). LLM_TOKENS (20)
 # and LLM_TOKEN_INTERVAL_MS (20) shape the fake's streamed answers; LLM_NICE (10) is its
-# scheduling priority (it stands for a remote service, so it yields the CPU to the server). For example:
+# scheduling priority (it stands for a remote service, so it yields the CPU to the server),
+# and LLM_SCHED=idle (default normal) runs it under SCHED_IDLE as well. For example:
 #
 #   LLM_DELAY_MS=3000 SPEAKER=customer apps/loadgen/run-bench.sh sqlite 100
 # Exit status: earshot-load's (2 when anything was lost, duplicated or refused).
@@ -94,7 +95,10 @@ if [[ -n ${LLM_DELAY_MS:-} ]]; then
     llm_port=${LLM_PORT:-18090}
     # The provider stands for a remote service: at a lower priority it takes only the CPU the
     # server and the load tool leave (LLM_NICE, 10; 0 to compete on equal terms).
-    nice -n "${LLM_NICE:-10}" "$target/release/earshot-load" fake-llm --listen "127.0.0.1:$llm_port" \
+    # LLM_SCHED=idle runs it under SCHED_IDLE as well: it then only takes what they leave.
+    llm_sched=()
+    [[ ${LLM_SCHED:-normal} == idle ]] && llm_sched=(chrt --idle 0)
+    "${llm_sched[@]}" nice -n "${LLM_NICE:-10}" "$target/release/earshot-load" fake-llm --listen "127.0.0.1:$llm_port" \
         --delay-ms "$LLM_DELAY_MS" --tokens "${LLM_TOKENS:-20}" \
         --token-interval-ms "${LLM_TOKEN_INTERVAL_MS:-20}" 2>"$work/fake-llm.log" &
     llm_pid=$!

@@ -102,6 +102,15 @@ impl ServerSettings {
 
 /// The assist worker and its language-model provider. With no `--llm-base-url` the worker
 /// uses the offline provider only (no key, no network).
+/// The scheduling policy of the generations' thread (`--assist-sched`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AssistSched {
+    /// SCHED_IDLE: it runs when ingest, the rules and the fan-out leave a core.
+    Idle,
+    /// SCHED_OTHER, the default policy: only the nice value lowers it.
+    Normal,
+}
+
 #[derive(clap::Args, Clone, Debug)]
 pub struct AssistSettings {
     /// OpenAI-compatible API base URL, up to `/chat/completions`: e.g. …/v1 for OpenAI,
@@ -155,6 +164,12 @@ pub struct AssistSettings {
     /// the rules the CPU first when the cores are busy; 0 keeps the process's priority.
     #[arg(long, env = "EARSHOT_ASSIST_NICE", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub assist_nice: i32,
+
+    /// The scheduling policy of that thread (Linux): `normal` has only the nice value; `idle`
+    /// (SCHED_IDLE) is preempted as soon as ingest, the rules or the fan-out wake on its core,
+    /// and on cores that stay busy its replies wait.
+    #[arg(long, env = "EARSHOT_ASSIST_SCHED", value_enum, default_value_t = AssistSched::Normal)]
+    pub assist_sched: AssistSched,
 
     /// Milliseconds between `suggestion_draft` messages of one reply: pieces streamed sooner
     /// go out together with the next one (0: every piece on its own). The first piece is
@@ -229,7 +244,10 @@ impl AssistSettings {
             debounce: std::time::Duration::from_millis(self.assist_debounce_ms),
             shard: self.assist_shard,
             max_concurrent: self.assist_max_concurrent.max(1),
-            nice: self.assist_nice,
+            priority: crate::worker::Priority {
+                nice: self.assist_nice,
+                idle: self.assist_sched == AssistSched::Idle,
+            },
             draft_interval: std::time::Duration::from_millis(self.assist_draft_interval_ms),
             ..Default::default()
         }

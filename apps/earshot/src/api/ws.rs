@@ -456,24 +456,24 @@ async fn write_loop(
         // Everything else already there goes out with one flush (a segment and the alert it
         // raised usually arrive together): fewer syscalls, often one TCP segment. The queue
         // first: a feed handed over in it starts after the backlog and `subscribed` before it.
-        while batch.len() < WRITE_BATCH {
-            match rx.try_recv() {
-                Ok(out) => take(out, &mut batch, &mut feeds),
-                Err(_) => break,
-            }
-        }
-        if !feeds.is_empty() {
-            poll_fn(|cx| {
-                while batch.len() < WRITE_BATCH && !outbox.is_stopped() {
-                    match feeds.poll_next(cx) {
-                        Poll::Ready(next) => live(next, &mut batch, backed_up),
-                        Poll::Pending => break,
-                    }
+        // Both through their flags: a source that has not woken the task is not touched.
+        poll_fn(|cx| {
+            while batch.len() < WRITE_BATCH {
+                match queue.poll(cx, |cx| rx.poll_recv(cx)) {
+                    Poll::Ready(Some(out)) => take(out, &mut batch, &mut feeds),
+                    // Closed: the select above sees it next.
+                    Poll::Ready(None) | Poll::Pending => break,
                 }
-                Poll::Ready(())
-            })
-            .await;
-        }
+            }
+            while !feeds.is_empty() && batch.len() < WRITE_BATCH && !outbox.is_stopped() {
+                match feeds.poll_next(cx) {
+                    Poll::Ready(next) => live(next, &mut batch, backed_up),
+                    Poll::Pending => break,
+                }
+            }
+            Poll::Ready(())
+        })
+        .await;
         if outbox.is_stopped() {
             break;
         }

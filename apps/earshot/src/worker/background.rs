@@ -4,10 +4,15 @@
 //! the fan-out), which must never wait for it. Tasks already keep them apart in time; this
 //! keeps them apart in CPU: every generation (building the prompt, the HTTP request, its TLS,
 //! its connection set-up and, on one host, the kernel's work on both ends of the socket,
-//! which Linux charges to the sending thread) runs on a thread whose nice value is raised,
-//! so when the cores are contended the scheduler runs ingest first. The trigger loop, the
-//! call states and the posts stay on the caller's runtime, so store connections are never
-//! opened, and so never driven, by these low-priority threads.
+//! which Linux charges to the sending thread) runs on a thread of a lower priority, so when
+//! the cores are contended the scheduler runs ingest first. Two knobs ([`Priority`]): the
+//! thread's nice value, and Linux's `SCHED_IDLE` policy. A raised nice value only shrinks
+//! the thread's share; the kernel may still let it finish its slice (up to a few ms) before
+//! a waking ingest thread gets the core. A `SCHED_IDLE` thread is preempted as soon as any
+//! normal thread wakes on its core, but starves while the cores stay busy (opt-in,
+//! `--assist-sched idle`). The trigger loop, the call states and the posts stay on the
+//! caller's runtime, so store connections are never opened, and so never driven, by these
+//! low-priority threads.
 //!
 //! Tokio has no task priorities, and a thread's priority is a property of the OS thread: a
 //! second runtime whose threads lower their own priority when they start is the smallest
@@ -18,8 +23,17 @@ use std::future::Future;
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
-/// Runs futures on a dedicated runtime at nice `nice` (Linux: per thread; elsewhere the
-/// priority is left as it is).
+/// The scheduling priority of the generations' thread (Linux only; elsewhere it is left as
+/// it is). It is only ever lowered: a process started at a higher nice keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Priority {
+    /// The nice value, 0–19 (0: the process's own).
+    pub nice: i32,
+    /// Run under `SCHED_IDLE`: preempted by any normal thread that wakes on the core.
+    pub idle: bool,
+}
+
+/// Runs futures on a dedicated runtime at a lower [`Priority`].
 pub struct Background {
     /// `Some` until dropped; taken on drop to shut down without blocking (a runtime must not
     /// be dropped inside another's async context).
@@ -28,12 +42,12 @@ pub struct Background {
 
 impl Background {
     /// One worker thread: what it runs is network waits and a little CPU per request.
-    pub fn new(nice: i32) -> std::io::Result<Self> {
+    pub fn new(priority: Priority) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("earshot-assist")
             .enable_all()
-            .on_thread_start(move || lower_priority(nice))
+            .on_thread_start(move || lower_priority(priority))
             .build()?;
         Ok(Self {
             runtime: Some(runtime),
@@ -83,12 +97,34 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 #[cfg(target_os = "linux")]
-fn lower_priority(nice: i32) {
+fn lower_priority(priority: Priority) {
     use rustix::process::{getpriority_process, setpriority_process};
+    use thread_priority::{NormalThreadSchedulePolicy as Normal, ThreadSchedulePolicy as Policy};
     // Linux applies PRIO_PROCESS with a thread id to that one thread.
     let tid = Some(rustix::thread::gettid());
+    let started_at = getpriority_process(tid).unwrap_or(0);
+    if priority.idle {
+        // No unsafe code here (the workspace forbids it): the crate wraps
+        // pthread_setschedparam. For SCHED_IDLE it also sets the nice value to 0, which may be
+        // refused (lowering a raised nice needs a privilege) after the policy was set, so
+        // only the policy is checked; the nice value is put right below.
+        let idle = Policy::Normal(Normal::Idle);
+        let _ = thread_priority::set_thread_priority_and_policy(
+            thread_priority::thread_native_id(),
+            thread_priority::ThreadPriority::Min,
+            idle,
+        );
+        match thread_priority::thread_schedule_policy() {
+            Ok(now) if now == idle => {}
+            now => tracing::warn!(
+                policy = ?now,
+                "assist: cannot run the generation thread under SCHED_IDLE"
+            ),
+        }
+    }
     // Only ever lower the priority: a process started at a higher nice keeps it.
-    if getpriority_process(tid).is_ok_and(|current| current >= nice) {
+    let nice = priority.nice.max(started_at);
+    if getpriority_process(tid).is_ok_and(|current| current == nice) {
         return;
     }
     if let Err(e) = setpriority_process(tid, nice) {
@@ -97,7 +133,7 @@ fn lower_priority(nice: i32) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn lower_priority(_nice: i32) {}
+fn lower_priority(_priority: Priority) {}
 
 #[cfg(test)]
 mod tests {
@@ -110,12 +146,24 @@ mod tests {
 
     #[tokio::test]
     async fn runs_at_the_lower_priority_and_aborts_what_is_dropped() {
-        let bg = Background::new(7).unwrap();
+        let bg = Background::new(Priority {
+            nice: 7,
+            idle: false,
+        })
+        .unwrap();
         #[cfg(target_os = "linux")]
         {
             let base = own_nice();
             let there = bg.run(async { own_nice() }).await.unwrap();
             assert_eq!(there, base.max(7), "the generation thread's nice value");
+            let policy = bg.run(async { thread_priority::thread_schedule_policy() });
+            assert_eq!(
+                policy.await.unwrap().unwrap(),
+                thread_priority::ThreadSchedulePolicy::Normal(
+                    thread_priority::NormalThreadSchedulePolicy::Other
+                ),
+                "the generation thread keeps the normal policy"
+            );
         }
         // A dropped run aborts its task: the sender inside is dropped, not kept forever.
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -128,5 +176,33 @@ mod tests {
         // A panic is reported as None, not propagated.
         assert!(bg.run(async { panic!("boom") }).await.is_none());
         drop(bg);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn an_idle_thread_runs_under_sched_idle_and_keeps_its_nice_value() {
+        let bg = Background::new(Priority {
+            nice: 9,
+            idle: true,
+        })
+        .unwrap();
+        let base = own_nice();
+        let (policy, nice) = bg
+            .run(async { (thread_priority::thread_schedule_policy(), own_nice()) })
+            .await
+            .unwrap();
+        assert_eq!(
+            policy.unwrap(),
+            thread_priority::ThreadSchedulePolicy::Normal(
+                thread_priority::NormalThreadSchedulePolicy::Idle
+            )
+        );
+        assert_eq!(
+            nice,
+            base.max(9),
+            "the nice value is applied beside the policy"
+        );
+        // The caller's thread is untouched.
+        assert_eq!(own_nice(), base);
     }
 }

@@ -10,7 +10,8 @@
 //!   HTTP request), and so does the end of the call. `call_ended` schedules the summary.
 //! - **Never in the way.** Generation runs in tasks of its own; ingest and the rules never
 //!   wait for it. It runs on a runtime of its own whose thread has a lower scheduling
-//!   priority (`nice`, default 10), so on contended cores ingest gets the CPU first. The
+//!   priority (nice 10 by default, optionally Linux's `SCHED_IDLE`), so on contended cores
+//!   ingest gets the CPU first. The
 //!   worker's only write is one short append per generation.
 //! - **Idempotent.** Every event the worker writes has an id derived from the event that
 //!   triggered it (and the suggestion id too), so a retry, a restart that re-reads from the
@@ -32,6 +33,7 @@
 //! - `prompts`: the prompt templates (files in `apps/earshot/prompts/`).
 
 mod background;
+pub use background::Priority;
 pub mod generate;
 pub mod prompts;
 
@@ -123,8 +125,8 @@ pub struct WorkerConfig {
     /// Generations running at once (the rest wait; a reply made stale while waiting is
     /// dropped without a request).
     pub max_concurrent: usize,
-    /// The nice value of the thread the generations run on (0: the process's own priority).
-    pub nice: i32,
+    /// The priority of the thread the generations run on.
+    pub priority: Priority,
     /// Draft pieces that arrive sooner than this after the last `suggestion_draft` are sent
     /// together with the next one (zero: every piece as it comes). The first piece always
     /// goes out at once.
@@ -138,7 +140,10 @@ impl Default for WorkerConfig {
             shard: Shard::ALL,
             stream_drafts: true,
             max_concurrent: 256,
-            nice: 10,
+            priority: Priority {
+                nice: 10,
+                idle: false,
+            },
             draft_interval: Duration::from_millis(100),
         }
     }
@@ -242,7 +247,7 @@ impl Worker {
         config: WorkerConfig,
     ) -> std::io::Result<Self> {
         Ok(Self {
-            background: background::Background::new(config.nice)?,
+            background: background::Background::new(config.priority)?,
             permits: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent.max(1))),
             states: std::sync::Mutex::new(HashMap::new()),
             store,

@@ -114,7 +114,7 @@ async fn migrate_then_events_on_postgres() {
 fn serve_on_a_fresh_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("earshot"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--assist-sched", "idle"])
         .env_remove("DATABASE_URL")
         .env("EARSHOT_DATA_DIR", dir.path().join("data"))
         .stdout(Stdio::piped())
@@ -145,6 +145,17 @@ fn serve_on_a_fresh_data_dir() {
     });
     assert_eq!(status, 200);
     assert!(dir.path().join("data/earshot.db").exists());
+    #[cfg(target_os = "linux")]
+    {
+        // The assist worker's generations run on a thread of their own, at nice 10, and
+        // under SCHED_IDLE when asked (`--assist-sched idle`).
+        let (policy, nice) = assist_thread_priority(child.id());
+        assert_eq!(
+            policy, 5,
+            "the generation thread's policy is SCHED_IDLE (5)"
+        );
+        assert!(nice >= 10, "the generation thread's nice value: {nice}");
+    }
     // SIGTERM: graceful shutdown, exit code 0.
     let pid = child.id().to_string();
     StdCommand::new("kill")
@@ -158,6 +169,27 @@ fn serve_on_a_fresh_data_dir() {
         rest.contains("admin token"),
         "the first start shows the admin token: {rest}"
     );
+}
+
+/// The scheduling policy and nice value of the process's `earshot-assist` thread, from
+/// `/proc` (fields 41 and 19 of its `stat`).
+#[cfg(target_os = "linux")]
+fn assist_thread_priority(pid: u32) -> (i64, i64) {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if comm.trim() != "earshot-assist" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+        // The fields after the command name (which is in parentheses) start at field 3.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        return (
+            fields[41 - 3].parse().unwrap(),
+            fields[19 - 3].parse().unwrap(),
+        );
+    }
+    panic!("no earshot-assist thread in process {pid}");
 }
 
 fn repo(path: &str) -> std::path::PathBuf {
