@@ -67,6 +67,9 @@ pub struct WsConfig {
     pub read_buffer: usize,
     pub write_buffer: usize,
     pub max_message_bytes: usize,
+    /// How long one write may wait for a client that does not read before the connection is
+    /// closed as a slow consumer.
+    pub write_timeout: Duration,
 }
 
 impl Default for WsConfig {
@@ -78,6 +81,7 @@ impl Default for WsConfig {
             read_buffer: 4 * 1024,
             write_buffer: 4 * 1024,
             max_message_bytes: 1024 * 1024,
+            write_timeout: WRITE_TIMEOUT,
         }
     }
 }
@@ -445,8 +449,13 @@ async fn write_loop(
                     continue;
                 }
                 awaiting_pong.store(true, Ordering::Release);
-                if tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default()))).await.is_err() {
-                    return;
+                match tokio::time::timeout(cfg.write_timeout, sink.send(Message::Ping(Default::default()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return outbox.stop(),
+                    Err(_) => {
+                        outbox.close_with(CLOSE_SLOW, "slow consumer: the socket took no data; resubscribe with since_seq");
+                        break;
+                    }
                 }
                 pong_deadline = Some(tokio::time::Instant::now() + cfg.pong_timeout);
                 next_ping = tokio::time::Instant::now() + jitter(cfg.ping_interval);
@@ -495,14 +504,23 @@ async fn write_loop(
             }
             Poll::Pending => {
                 backed_up = true;
-                match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+                match tokio::time::timeout(cfg.write_timeout, write).await {
                     Ok(r) => r,
-                    Err(_) => return,
+                    Err(_) => {
+                        // Closed, not left open and silent: the reader stops too, and the
+                        // close frame below goes out if the client reads within its time.
+                        outbox.close_with(
+                            CLOSE_SLOW,
+                            "slow consumer: the socket took no data; resubscribe with since_seq",
+                        );
+                        break;
+                    }
                 }
             }
         };
         if written.is_err() {
-            return;
+            // The socket failed: end the connection, reader and subscriptions included.
+            return outbox.stop();
         }
         if pong_deadline.is_some() && !awaiting_pong.load(Ordering::Acquire) {
             pong_deadline = None;
