@@ -100,8 +100,6 @@ impl ServerSettings {
     }
 }
 
-/// The assist worker and its language-model provider. With no `--llm-base-url` the worker
-/// uses the offline provider only (no key, no network).
 /// The scheduling policy of the generations' thread (`--assist-sched`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AssistSched {
@@ -111,6 +109,8 @@ pub enum AssistSched {
     Normal,
 }
 
+/// The assist worker and its language-model provider. With no `--llm-base-url` the worker
+/// uses the offline provider only (no key, no network).
 #[derive(clap::Args, Clone, Debug)]
 pub struct AssistSettings {
     /// OpenAI-compatible API base URL, up to `/chat/completions`: e.g. …/v1 for OpenAI,

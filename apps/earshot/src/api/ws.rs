@@ -56,6 +56,8 @@ const REPLAY_PAGE: usize = 500;
 const WRITE_BATCH: usize = 64;
 /// A send to the socket that takes longer than this means the client is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The close reason after a write waited past its timeout.
+const WRITE_TIMED_OUT: &str = "slow consumer: the socket took no data; resubscribe with since_seq";
 
 /// Per-connection limits and timings (small buffers keep an idle connection cheap).
 #[derive(Clone, Debug)]
@@ -453,7 +455,7 @@ async fn write_loop(
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return outbox.stop(),
                     Err(_) => {
-                        outbox.close_with(CLOSE_SLOW, "slow consumer: the socket took no data; resubscribe with since_seq");
+                        outbox.close_with(CLOSE_SLOW, WRITE_TIMED_OUT);
                         break;
                     }
                 }
@@ -509,10 +511,7 @@ async fn write_loop(
                     Err(_) => {
                         // Closed, not left open and silent: the reader stops too, and the
                         // close frame below goes out if the client reads within its time.
-                        outbox.close_with(
-                            CLOSE_SLOW,
-                            "slow consumer: the socket took no data; resubscribe with since_seq",
-                        );
+                        outbox.close_with(CLOSE_SLOW, WRITE_TIMED_OUT);
                         break;
                     }
                 }

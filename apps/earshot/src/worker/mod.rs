@@ -11,8 +11,7 @@
 //! - **Never in the way.** Generation runs in tasks of its own; ingest and the rules never
 //!   wait for it. It runs on a runtime of its own whose thread has a lower scheduling
 //!   priority (nice 10 by default, optionally Linux's `SCHED_IDLE`), so on contended cores
-//!   ingest gets the CPU first. The
-//!   worker's only write is one short append per generation.
+//!   ingest gets the CPU first. The worker's only write is one short append per generation.
 //! - **Idempotent.** Every event the worker writes has an id derived from the event that
 //!   triggered it (and the suggestion id too), so a retry, a restart that re-reads from the
 //!   checkpoint, or a second worker on the same trigger writes nothing new.
