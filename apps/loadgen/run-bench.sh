@@ -21,7 +21,9 @@
 # and --suggestion-wait SUGGESTION_WAIT (LLM_DELAY_MS in whole seconds + 7). LLM_TOKENS (20)
 # and LLM_TOKEN_INTERVAL_MS (20) shape the fake's streamed answers; LLM_NICE (10) is its
 # scheduling priority (it stands for a remote service, so it yields the CPU to the server),
-# and LLM_SCHED=idle (default normal) runs it under SCHED_IDLE as well. For example:
+# LLM_SCHED=idle (default normal) runs it under SCHED_IDLE as well, and LLM_HTTP=2 has the
+# server speak HTTP/2 to it without TLS (--llm-http2-prior-knowledge; default 1.1), as it
+# does over TLS with a hosted provider. For example:
 #
 #   LLM_DELAY_MS=3000 SPEAKER=customer apps/loadgen/run-bench.sh sqlite 100
 # Exit status: earshot-load's (2 when anything was lost, duplicated or refused).
@@ -113,6 +115,7 @@ if [[ -n ${LLM_DELAY_MS:-} ]]; then
     done
     echo "run-bench: fake LLM (pid $llm_pid) on port $llm_port, answering after $LLM_DELAY_MS ms" >&2
     server_args+=(--llm-base-url "http://127.0.0.1:$llm_port/v1" --llm-model fake-3s)
+    [[ ${LLM_HTTP:-1.1} == 2 ]] && server_args+=(--llm-http2-prior-knowledge)
     load_args+=(--measure-suggestions
         --suggestion-wait "${SUGGESTION_WAIT:-$(( (LLM_DELAY_MS + 999) / 1000 + 7 ))}")
 fi

@@ -152,6 +152,12 @@ pub struct AssistSettings {
     )]
     pub llm_first_byte_timeout_secs: u64,
 
+    /// Speak HTTP/2 without TLS (h2c, prior knowledge) to an `http://` base URL, for a
+    /// gateway or server that speaks it: a reply given up for a newer segment then resets
+    /// one stream instead of closing the connection. (`https://` negotiates HTTP/2 anyway.)
+    #[arg(long, env = "EARSHOT_LLM_HTTP2_PRIOR_KNOWLEDGE")]
+    pub llm_http2_prior_knowledge: bool,
+
     /// Milliseconds a customer segment waits for the next one before a reply is suggested.
     #[arg(long, env = "EARSHOT_ASSIST_DEBOUNCE_MS", default_value_t = 300)]
     pub assist_debounce_ms: u64,
@@ -233,6 +239,7 @@ impl AssistSettings {
         config.request_timeout = std::time::Duration::from_secs(self.llm_timeout_secs);
         config.first_byte_timeout =
             std::time::Duration::from_secs(self.llm_first_byte_timeout_secs);
+        config.http2_prior_knowledge = self.llm_http2_prior_knowledge;
         // Checked now, so a bad URL or header stops the start instead of every request.
         llm::OpenAiCompatible::new(config.clone())
             .map_err(|e| anyhow::anyhow!("the LLM provider: {e}"))?;

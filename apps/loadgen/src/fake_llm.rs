@@ -30,6 +30,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures::stream;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -49,6 +52,10 @@ pub struct Options {
     /// Milliseconds between two content chunks of a streamed answer.
     #[arg(long, default_value_t = 20)]
     pub token_interval_ms: u64,
+    /// Streams one HTTP/2 connection may carry at once (a client speaking h2c sends every
+    /// request over one connection; the ones above this wait for a stream to end).
+    #[arg(long, default_value_t = 4096)]
+    pub h2_max_streams: u32,
 }
 
 /// The plain-text answer (a suggested reply).
@@ -166,13 +173,32 @@ pub fn router(options: &Options, counters: Arc<Counters>) -> Router {
         .with_state(fake)
 }
 
-/// Serves the fake provider on `listener` until the process is stopped.
+/// Serves the fake provider on `listener` until the process is stopped: HTTP/1.1, and
+/// HTTP/2 without TLS (h2c, prior knowledge) with `--h2-max-streams` streams a connection.
+/// hyper-util's auto builder rather than `axum::serve`, which leaves hyper's limit (200).
 pub async fn serve(listener: TcpListener, options: &Options, counters: Arc<Counters>) {
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+    let app = router(options, counters);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http2()
+        .max_concurrent_streams(options.h2_max_streams);
+    loop {
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            // Out of files, say: wait, as axum::serve does, instead of spinning.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
-    });
-    // axum::serve only returns on a listener error it cannot recover from (never, in practice).
-    let _ = axum::serve(listener, router(options, counters)).await;
+        let service = TowerToHyperService::new(app.clone());
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            // A connection the client dropped is not the fake's error.
+            let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+        });
+    }
 }
 
 /// `earshot-load fake-llm`: serves until Ctrl-C or SIGTERM, then prints the counts.
@@ -367,6 +393,7 @@ mod tests {
             delay_ms,
             tokens,
             token_interval_ms: 1,
+            h2_max_streams: 4096,
         };
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
@@ -392,6 +419,40 @@ mod tests {
                     .to_owned()
             })
             .collect()
+    }
+
+    /// HTTP/2 without TLS, every request on one connection, more at once than hyper's own
+    /// default limit of 200 streams: with that limit the last 100 would wait for the first
+    /// 200 answers (3 s) and then 3 s more, past the 5.5 s each request is given.
+    #[tokio::test]
+    async fn answers_over_h2c_more_streams_at_once_than_hyper_allows_by_default() {
+        let (base, counters) = start(3_000, 2).await;
+        let client = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .timeout(Duration::from_millis(5_500))
+            .build()
+            .unwrap();
+        let requests = (0..300).map(|_| {
+            let client = client.clone();
+            let url = format!("{base}/chat/completions");
+            async move {
+                let resp = client
+                    .post(url)
+                    .json(&json!({ "model": "fake-3s", "messages": messages(), "stream": true }))
+                    .send()
+                    .await?;
+                let version = resp.version();
+                let body = resp.error_for_status()?.text().await?;
+                Ok::<_, reqwest::Error>((version, body))
+            }
+        });
+        let answers = futures::future::join_all(requests).await;
+        for answer in answers {
+            let (version, body) = answer.expect("answered in time");
+            assert_eq!(version, reqwest::Version::HTTP_2);
+            assert_eq!(sse_data(&body).last().unwrap(), "[DONE]");
+        }
+        assert_eq!(counters.requests.load(Ordering::Relaxed), 300);
     }
 
     #[tokio::test]

@@ -48,6 +48,11 @@ pub struct OpenAiConfig {
     pub breaker: BreakerConfig,
     /// Ask for token usage in streams (`stream_options.include_usage`).
     pub stream_usage: bool,
+    /// Speak HTTP/2 from the first byte on `http://` URLs (h2c, "prior knowledge"), for a
+    /// server or gateway that speaks it. Over `https://` HTTP/2 is negotiated anyway (ALPN).
+    /// On HTTP/2 a request given up (a newer segment) resets its stream and the connection
+    /// stays; on HTTP/1.1 the connection is closed and the next request opens a new one.
+    pub http2_prior_knowledge: bool,
 }
 
 impl OpenAiConfig {
@@ -66,6 +71,7 @@ impl OpenAiConfig {
             retry: RetryPolicy::default(),
             breaker: BreakerConfig::default(),
             stream_usage: true,
+            http2_prior_knowledge: false,
         }
     }
 }
@@ -87,6 +93,7 @@ impl fmt::Debug for OpenAiConfig {
             .field("retry", &self.retry)
             .field("breaker", &self.breaker)
             .field("stream_usage", &self.stream_usage)
+            .field("http2_prior_knowledge", &self.http2_prior_knowledge)
             .finish()
     }
 }
@@ -248,7 +255,11 @@ impl OpenAiCompatible {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder();
+        if config.http2_prior_knowledge {
+            http = http.http2_prior_knowledge();
+        }
+        let http = http
             .build()
             .map_err(|e| LlmError::Config(format!("HTTP client: {e}")))?;
         Ok(Self {

@@ -2,12 +2,13 @@
 //! Completions wire protocol: JSON responses, SSE streams cut at awkward byte boundaries,
 //! error statuses with `Retry-After`, and a server that never answers in time.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri, Version};
 use axum::response::Response;
 use llm::{
     AzureConfig, BreakerConfig, ChatRequest, CircuitState, LlmError, Message, OpenAiCompatible,
@@ -34,6 +35,7 @@ enum Reply {
 }
 
 struct Recorded {
+    version: Version,
     path: String,
     query: Option<String>,
     headers: HeaderMap,
@@ -45,6 +47,8 @@ struct Recorded {
 struct Mock {
     replies: Vec<Reply>,
     log: Mutex<Vec<Recorded>>,
+    /// TCP connections accepted.
+    connections: AtomicUsize,
 }
 
 impl Mock {
@@ -55,6 +59,7 @@ impl Mock {
 
 async fn handler(
     State(mock): State<Arc<Mock>>,
+    version: Version,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -62,6 +67,7 @@ async fn handler(
     let n = {
         let mut log = mock.log.lock().unwrap();
         log.push(Recorded {
+            version,
             path: uri.path().to_owned(),
             query: uri.query().map(str::to_owned),
             headers,
@@ -108,13 +114,17 @@ async fn handler(
 async fn serve(replies: Vec<Reply>) -> (String, Arc<Mock>) {
     let mock = Arc::new(Mock {
         replies,
-        log: Mutex::default(),
+        ..Mock::default()
     });
     let app = axum::Router::new()
         .fallback(handler)
         .with_state(mock.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let counted = mock.clone();
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |_| {
+        counted.connections.fetch_add(1, Ordering::SeqCst);
+    });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (format!("http://{addr}/v1"), mock)
 }
@@ -255,6 +265,47 @@ async fn stream_split_at_awkward_boundaries_yields_every_delta_and_usage() {
             json!({"role": "user", "content": "Customer: my bill is wrong"})
         );
         assert_eq!(log[0].body["max_tokens"], json!(64));
+    }
+}
+
+/// The worker gives a streamed reply up (drops it) when a newer segment arrives. Over HTTP/2
+/// (h2c, prior knowledge) that resets one stream and the next request goes over the same
+/// connection; over HTTP/1.1 the connection is closed with it and the next opens a new one.
+#[tokio::test]
+async fn a_stream_given_up_keeps_its_connection_on_http2_only() {
+    for (h2, version, connections) in [(true, Version::HTTP_2, 1), (false, Version::HTTP_11, 2)] {
+        let deltas = ["one ", "two ", "three ", "four ", "five"];
+        let body = sse_body(&deltas, None, true, "\n");
+        // ~50 chunks 100 ms apart: still streaming when it is given up.
+        let (base, mock) = serve(vec![
+            Reply::Sse {
+                chunks: awkward_chunks(body.as_bytes()),
+                gap: Duration::from_millis(100),
+            },
+            ok("the next reply"),
+        ])
+        .await;
+        let mut config = config(&base);
+        config.http2_prior_knowledge = h2;
+        let client = OpenAiCompatible::new(config).unwrap();
+
+        let given_up = tokio::time::timeout(
+            Duration::from_millis(700),
+            client.stream(request(), &mut |_: &str| {}),
+        )
+        .await;
+        assert!(given_up.is_err(), "h2={h2}: the stream outlived the wait");
+        let next = client.complete(request()).await.unwrap();
+        assert_eq!(next.text, "the next reply");
+
+        let log = mock.log.lock().unwrap();
+        assert_eq!(log.len(), 2, "h2={h2}");
+        assert!(log.iter().all(|r| r.version == version), "h2={h2}");
+        assert_eq!(
+            mock.connections.load(Ordering::SeqCst),
+            connections,
+            "h2={h2}: TCP connections for the two requests"
+        );
     }
 }
 

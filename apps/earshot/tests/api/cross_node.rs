@@ -716,8 +716,8 @@ async fn cross_node_one_call_written_on_both_nodes_postgres() {
 /// `earshot serve --no-assist` and a separate `earshot worker` process on one Postgres
 /// database, the worker asking a remote provider (a local Chat Completions server): the
 /// customer's segment gets the provider's suggestion and the ended call its summary, written
-/// by the worker process and seen by the server's subscribers. SIGTERM stops the worker
-/// cleanly.
+/// by the worker process and seen by the server's subscribers; the worker speaks HTTP/2
+/// without TLS to it (`--llm-http2-prior-knowledge`). SIGTERM stops the worker cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_worker_serves_a_server_without_one_postgres() {
     use crate::fake_llm::{FakeLlm, Step};
@@ -750,6 +750,7 @@ async fn standalone_worker_serves_a_server_without_one_postgres() {
             "fake-model",
         ])
         .args(["--llm-provider", "fake", "--assist-debounce-ms", "50"])
+        .arg("--llm-http2-prior-knowledge")
         .env("DATABASE_URL", &db.url)
         .env("EARSHOT_LLM_API_KEY", "sk-test-not-a-real-key")
         .env("RUST_LOG", "info,sqlx=warn")
@@ -809,6 +810,13 @@ async fn standalone_worker_serves_a_server_without_one_postgres() {
         .get(&format!("/api/v1/calls/{call}/summary"), &csr)
         .await;
     assert_eq!(status, 200, "{body}");
+    // `--llm-http2-prior-knowledge`: every request spoke HTTP/2 (the fake also speaks 1.1).
+    let versions = llm.versions();
+    assert!(versions.len() >= 2, "{versions:?}");
+    assert!(
+        versions.iter().all(|v| *v == axum::http::Version::HTTP_2),
+        "{versions:?}"
+    );
 
     let pid = worker.id().expect("running").to_string();
     std::process::Command::new("kill")

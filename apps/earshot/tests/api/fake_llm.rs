@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -52,6 +52,7 @@ struct Shared {
     replies: Arc<Mutex<VecDeque<Step>>>,
     summaries: Arc<Mutex<VecDeque<Step>>>,
     requests: Arc<Mutex<Vec<(Instant, Value)>>>,
+    versions: Arc<Mutex<Vec<Version>>>,
     dropped: Arc<AtomicUsize>,
 }
 
@@ -73,6 +74,7 @@ impl FakeLlm {
             replies: Arc::new(Mutex::new(replies.into())),
             summaries: Arc::new(Mutex::new(summaries.into())),
             requests: Arc::default(),
+            versions: Arc::default(),
             dropped: Arc::default(),
         };
         let app = Router::new()
@@ -93,6 +95,11 @@ impl FakeLlm {
     /// The request bodies so far, with their arrival instants.
     pub fn requests(&self) -> Vec<(Instant, Value)> {
         self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// The HTTP version of each request so far (the server speaks HTTP/1.1 and h2c).
+    pub fn versions(&self) -> Vec<Version> {
+        self.shared.versions.lock().unwrap().clone()
     }
 
     /// Streamed answers the client dropped before their end.
@@ -123,7 +130,12 @@ fn next(script: &Mutex<VecDeque<Step>>) -> Step {
     }
 }
 
-async fn answer(State(shared): State<Shared>, Json(body): Json<Value>) -> Response {
+async fn answer(
+    State(shared): State<Shared>,
+    version: Version,
+    Json(body): Json<Value>,
+) -> Response {
+    shared.versions.lock().unwrap().push(version);
     shared
         .requests
         .lock()
