@@ -17,7 +17,8 @@ use crate::on_both_stores;
 
 on_both_stores!(
     resume_after_a_dropped_connection,
-    slow_consumer_is_closed_then_resumes
+    slow_consumer_is_closed_then_resumes,
+    a_write_that_waits_too_long_ends_the_connection
 );
 
 async fn resume_after_a_dropped_connection(store: Arc<dyn Store>) {
@@ -123,6 +124,71 @@ async fn slow_consumer_is_closed_then_resumes(store: Arc<dyn Store>) {
         last < total,
         "the client was closed before the end (got {last} of {total})"
     );
+
+    let mut again = app.ws(&t).await;
+    let (replayed, subscribed) = again.subscribe(&call, last).await;
+    assert_eq!(subscribed["top_seq"], total);
+    let seqs: Vec<u64> = replayed
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (last + 1..=total).collect::<Vec<_>>());
+    app.stop().await.unwrap();
+}
+
+/// A client whose socket takes nothing for longer than the write timeout is disconnected:
+/// the writer gives up, tries a 4008 close (which a client that still reads nothing cannot
+/// receive) and ends the connection, instead of leaving it open and silent. Reading then
+/// yields what was buffered and the end, and resuming from the last seq loses nothing.
+async fn a_write_that_waits_too_long_ends_the_connection(store: Arc<dyn Store>) {
+    let mut config = crate::helpers::config();
+    config.ws.write_timeout = Duration::from_secs(1);
+    // Neither the queue's limit nor the live buffer may close it first: the live frames
+    // reach the writer from the broadcast, and a writer stuck in a write never sees a lag.
+    config.ws.max_queued_bytes = 64 * 1024 * 1024;
+    let app = spawn_app_with(store, config).await;
+    let t = app.token("service", "dialer").await;
+    let call = app.start_call(&t).await;
+    let mut ws = app.ws(&t).await;
+    let (_, subscribed) = ws.subscribe(&call, 0).await;
+
+    // ~12 MB of events while the client reads nothing: more than the socket buffers hold.
+    let text = "the unit is making a loud rattling noise again ".repeat(80);
+    let mut n = 0u64;
+    for batch in 0..6 {
+        let segments: Vec<_> = (0..500)
+            .map(|i| {
+                n += 1;
+                json!({"segment_id": format!("b{batch}-{i}"), "speaker": "customer", "text": text, "start_ms": n * 10, "end_ms": n * 10 + 5})
+            })
+            .collect();
+        app.ingest(&t, &call, segments).await;
+    }
+    let total = n + 1;
+    // The writer waits 1 s, then 2 s for its close frame, then lets the socket go.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let mut last = subscribed["top_seq"].as_u64().unwrap();
+    let end = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.stream.next())
+            .await
+            .expect("the connection ends instead of staying open and silent");
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                let m: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                assert_eq!(m["seq"], last + 1, "no gaps before the end: {m}");
+                last += 1;
+            }
+            Some(Ok(Message::Close(c))) => break c.map(|c| u16::from(c.code)),
+            Some(Ok(_)) => {}
+            // The socket closed after the last whole frame, or inside one.
+            Some(Err(_)) | None => break None,
+        }
+    };
+    if let Some(code) = end {
+        assert_eq!(code, CLOSE_SLOW, "closed with {code}");
+    }
+    assert!(last < total, "the client got all {total} events");
 
     let mut again = app.ws(&t).await;
     let (replayed, subscribed) = again.subscribe(&call, last).await;
