@@ -12,7 +12,7 @@ use serde_json::json;
 use store::Store;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{Ws, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, Ws, spawn_app, spawn_app_with};
 use crate::on_both_stores;
 
 on_both_stores!(
@@ -104,18 +104,7 @@ async fn slow_consumer_is_closed_then_resumes(store: Arc<dyn Store>) {
     ws.subscribe(&call, 0).await;
 
     // ~12 MB of events while the client reads nothing: more than the socket buffers hold.
-    let text = "the unit is making a loud rattling noise again ".repeat(80);
-    let mut n = 0u64;
-    for batch in 0..6 {
-        let segments: Vec<_> = (0..500)
-            .map(|i| {
-                n += 1;
-                json!({"segment_id": format!("b{batch}-{i}"), "speaker": "customer", "text": text, "start_ms": n * 10, "end_ms": n * 10 + 5})
-            })
-            .collect();
-        app.ingest(&t, &call, segments).await;
-    }
-    let total = n + 1;
+    let total = flood(&app, &t, &call).await;
 
     // Now read: what was buffered, then the close.
     let (last, code) = ws.events_until_close(1).await;
@@ -125,14 +114,7 @@ async fn slow_consumer_is_closed_then_resumes(store: Arc<dyn Store>) {
         "the client was closed before the end (got {last} of {total})"
     );
 
-    let mut again = app.ws(&t).await;
-    let (replayed, subscribed) = again.subscribe(&call, last).await;
-    assert_eq!(subscribed["top_seq"], total);
-    let seqs: Vec<u64> = replayed
-        .iter()
-        .map(|e| e["seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(seqs, (last + 1..=total).collect::<Vec<_>>());
+    resumes_from(&app, &t, &call, last, total).await;
     app.stop().await.unwrap();
 }
 
@@ -153,18 +135,7 @@ async fn a_write_that_waits_too_long_ends_the_connection(store: Arc<dyn Store>) 
     let (_, subscribed) = ws.subscribe(&call, 0).await;
 
     // ~12 MB of events while the client reads nothing: more than the socket buffers hold.
-    let text = "the unit is making a loud rattling noise again ".repeat(80);
-    let mut n = 0u64;
-    for batch in 0..6 {
-        let segments: Vec<_> = (0..500)
-            .map(|i| {
-                n += 1;
-                json!({"segment_id": format!("b{batch}-{i}"), "speaker": "customer", "text": text, "start_ms": n * 10, "end_ms": n * 10 + 5})
-            })
-            .collect();
-        app.ingest(&t, &call, segments).await;
-    }
-    let total = n + 1;
+    let total = flood(&app, &t, &call).await;
     // The writer waits 1 s, then 2 s for its close frame, then lets the socket go.
     tokio::time::sleep(Duration::from_secs(4)).await;
 
@@ -190,15 +161,36 @@ async fn a_write_that_waits_too_long_ends_the_connection(store: Arc<dyn Store>) 
     }
     assert!(last < total, "the client got all {total} events");
 
-    let mut again = app.ws(&t).await;
-    let (replayed, subscribed) = again.subscribe(&call, last).await;
+    resumes_from(&app, &t, &call, last, total).await;
+    app.stop().await.unwrap();
+}
+
+/// Ingests 3,000 segments of ~3.8 KB (~12 MB of events); returns the call's top seq.
+async fn flood(app: &TestApp, t: &str, call: &str) -> u64 {
+    let text = "the unit is making a loud rattling noise again ".repeat(80);
+    let mut n = 0u64;
+    for batch in 0..6 {
+        let segments: Vec<_> = (0..500)
+            .map(|i| {
+                n += 1;
+                json!({"segment_id": format!("b{batch}-{i}"), "speaker": "customer", "text": text, "start_ms": n * 10, "end_ms": n * 10 + 5})
+            })
+            .collect();
+        app.ingest(t, call, segments).await;
+    }
+    n + 1
+}
+
+/// A new connection subscribing from `last` gets every event after it, up to `total`.
+async fn resumes_from(app: &TestApp, t: &str, call: &str, last: u64, total: u64) {
+    let mut again = app.ws(t).await;
+    let (replayed, subscribed) = again.subscribe(call, last).await;
     assert_eq!(subscribed["top_seq"], total);
     let seqs: Vec<u64> = replayed
         .iter()
         .map(|e| e["seq"].as_u64().unwrap())
         .collect();
     assert_eq!(seqs, (last + 1..=total).collect::<Vec<_>>());
-    app.stop().await.unwrap();
 }
 
 /// After `unsubscribed`, no live frame of that call arrives, even when the unsubscribe comes
