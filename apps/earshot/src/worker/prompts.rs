@@ -8,8 +8,8 @@
 //! Only the call's state goes in, and the state holds only redacted text: the raw transcript
 //! never reaches this module, let alone a provider.
 //!
-//! (The filling is `str::replace` over a handful of fixed names: a template engine would add
-//! a dependency and an escaping language for nothing.)
+//! (The filling is a few lines over a handful of fixed names, [`render`]: a template engine
+//! would add a dependency and an escaping language for nothing.)
 
 use domain::event::{EndReason, Speaker};
 use domain::state::ChecklistStatus;
@@ -100,9 +100,9 @@ pub fn summary_schema() -> Value {
 /// Fills `{{name}}` placeholders and splits at the `----` line: (system, user), each trimmed.
 ///
 /// One pass, straight into a string of the final size: a value is copied once and never
-/// scanned for placeholders itself (a customer who says "{{guidance}}" is quoted, not
-/// expanded), and a name with no value is left as it is. Run for every reply request (~250
-/// a second at 500 calls), where one `str::replace` per name copied the whole prompt each time.
+/// scanned for placeholders itself (a ruleset's card that says "{{transcript}}" stays as
+/// written), and a name with no value is left as it is. Run for every reply request (~250 a
+/// second at 500 calls), where one `str::replace` per name copied the whole prompt each time.
 fn render(template: &str, values: &[(&str, &str)]) -> (String, String) {
     let (system, user) = template
         .split_once("\n----\n")
