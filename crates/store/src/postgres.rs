@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -17,9 +18,10 @@ use domain::{
     CallId, CallListing, EventId, GlobalPosition, NewEvent, RecordedEvent, Seq, TenantId,
 };
 use serde::{Deserialize, Serialize};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
-use sqlx::{Postgres, Row, Transaction};
-use tokio::sync::{broadcast, mpsc};
+use sqlx::{Connection, Postgres, Row, Transaction};
+use tokio::sync::{Mutex, broadcast, mpsc};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -40,6 +42,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 pub struct PgEventStore {
     pool: PgPool,
+    /// The connection `read_all` keeps between reads, for whichever reader finds it free
+    /// (the hub's tail, on every commit, most of the time).
+    reader: Mutex<Held>,
     queue: mpsc::Sender<AppendRequest>,
     wakeups: broadcast::Sender<Wakeup>,
     config: StoreConfig,
@@ -80,6 +85,7 @@ impl PgEventStore {
         let committer = PgCommitter {
             pool: pool.clone(),
             node,
+            held: Held::default(),
         };
         tokio::spawn(batch::run_committer(
             committer,
@@ -90,6 +96,7 @@ impl PgEventStore {
         let listener = tokio::spawn(listen(pool.clone(), node, wakeups.clone()));
         Ok(Self {
             pool,
+            reader: Mutex::new(Held::default()),
             queue,
             wakeups,
             config,
@@ -164,9 +171,44 @@ async fn listen(pool: PgPool, node: Uuid, wakeups: broadcast::Sender<Wakeup>) {
     }
 }
 
+/// How long a kept connection may sit unused before it goes back to the pool.
+const HELD_IDLE: Duration = Duration::from_secs(1);
+
+/// A pool connection kept between uses by a task that queries back to back (the committer,
+/// the log's reader). sqlx's pool checks a connection with a round trip (`ping`) when it hands
+/// it out and again when it takes it back: two round trips around every group commit and
+/// every read of the log, a thousand or more a second under load, each a wake-up of a
+/// database backend. Kept, the connection skips both. One unused for `HELD_IDLE` goes back
+/// to the pool, whose check on the next acquire replaces it if the database restarted
+/// meanwhile; one whose last use failed is not kept (sqlx's check on its return closes it if
+/// it is broken). Under load, a restart of the database fails the statements in flight on
+/// kept connections, as it does those on pooled ones: an append's error is retried by its
+/// client with the same event ids, a read is retried by its reader.
+#[derive(Default)]
+struct Held {
+    conn: Option<(PoolConnection<Postgres>, Instant)>,
+}
+
+impl Held {
+    /// The kept connection if it was used within `HELD_IDLE`, else one from the pool.
+    async fn take(&mut self, pool: &PgPool) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        match self.conn.take() {
+            Some((conn, used)) if used.elapsed() < HELD_IDLE => Ok(conn),
+            // An idle one is dropped, i.e. given back to the pool.
+            _ => pool.acquire().await,
+        }
+    }
+
+    /// Keeps a connection whose last use succeeded.
+    fn keep(&mut self, conn: PoolConnection<Postgres>) {
+        self.conn = Some((conn, Instant::now()));
+    }
+}
+
 struct PgCommitter {
     pool: PgPool,
     node: Uuid,
+    held: Held,
 }
 
 #[async_trait]
@@ -175,7 +217,20 @@ impl Committer for PgCommitter {
         &mut self,
         batch: &[AppendRequest],
     ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_APPEND).await?;
+        let mut conn = self.held.take(&self.pool).await?;
+        let answers = self.commit_on(&mut conn, batch).await?;
+        self.held.keep(conn);
+        Ok(answers)
+    }
+}
+
+impl PgCommitter {
+    async fn commit_on(
+        &self,
+        conn: &mut PoolConnection<Postgres>,
+        batch: &[AppendRequest],
+    ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+        let mut tx = conn.begin_with(BEGIN_APPEND).await?;
 
         let mut call_ids: Vec<Uuid> = batch.iter().map(|r| r.call_id.as_uuid()).collect();
         call_ids.sort_unstable();
@@ -433,13 +488,20 @@ impl EventStore for PgEventStore {
         after: GlobalPosition,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "{SELECT_EVENTS} WHERE position > $1 ORDER BY position LIMIT $2"
-        ))
-        .bind(to_i64(after.get()))
-        .bind(to_i64(limit as u64))
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!("{SELECT_EVENTS} WHERE position > $1 ORDER BY position LIMIT $2");
+        let query = sqlx::query(&sql)
+            .bind(to_i64(after.get()))
+            .bind(to_i64(limit as u64));
+        let rows = match self.reader.try_lock() {
+            Ok(mut held) => {
+                let mut conn = held.take(&self.pool).await?;
+                let rows = query.fetch_all(&mut *conn).await?;
+                held.keep(conn);
+                rows
+            }
+            // Another reader has it: this one takes its turn in the pool.
+            Err(_) => query.fetch_all(&self.pool).await?,
+        };
         decode_rows(rows)
     }
 

@@ -203,7 +203,7 @@ pub struct CallList {
 
 /// List the tenant's calls, newest first.
 ///
-/// Served from the call index, a projection of the log that trails it by milliseconds.
+/// Served from the call index, a projection of the log that trails it by up to about 100 ms.
 #[utoipa::path(
     get, path = "/api/v1/calls", tag = "calls",
     params(ListQuery),

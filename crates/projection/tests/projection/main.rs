@@ -8,8 +8,11 @@ use domain::event::{
     SummaryGenerated,
 };
 use domain::testkit;
-use domain::{ActorId, AgentId, CallEvent, CallId, CallStatus, NewEvent, Seq, TenantId};
-use projection::{CallIndex, Runner};
+use domain::{
+    ActorId, AgentId, CallEvent, CallId, CallListing, CallStatus, GlobalPosition, NewEvent,
+    RecordedEvent, Seq, TenantId,
+};
+use projection::{CallIndex, Projection, ProjectionError, Runner};
 use store::testkit::TestStore;
 use store::{CallQuery, EventStore, ExpectedVersion};
 use tokio_util::sync::CancellationToken;
@@ -45,6 +48,7 @@ on_both!(
     call_list_follows_the_log,
     competing_instances_apply_each_event_once,
     runner_follows_wakeups_until_shutdown,
+    runner_reads_at_most_once_per_interval,
     state_rebuilt_at_any_seq,
 );
 
@@ -305,18 +309,7 @@ async fn runner_follows_wakeups_until_shutdown(db: &TestStore) {
         vec![testkit::segment(1, "hello", true)],
     )
     .await;
-    let row = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(l) = store.call_listings(&[call]).await.unwrap().pop()
-                && l.segments == 1
-            {
-                return l;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the live runner indexed the call");
+    let row = listed_with(store.as_ref(), call, 1).await;
     assert_eq!(row.status, CallStatus::Live);
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), task)
@@ -327,6 +320,113 @@ async fn runner_follows_wakeups_until_shutdown(db: &TestStore) {
     assert_eq!(
         store.load_checkpoint(CallIndex::NAME).await.unwrap(),
         store.head().await.unwrap()
+    );
+}
+
+/// The call's row once the live runner has indexed `segments` segments (within 10 s).
+async fn listed_with(store: &dyn EventStore, call: CallId, segments: u32) -> CallListing {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(l) = store.call_listings(&[call]).await.unwrap().pop()
+                && l.segments == segments
+            {
+                return l;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the live runner indexed {segments} segments of the call"))
+}
+
+/// The call index, counting the batches the runner hands it.
+struct Counted {
+    inner: CallIndex,
+    batches: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl Projection for Counted {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn checkpoint(
+        &mut self,
+        store: &dyn EventStore,
+    ) -> Result<GlobalPosition, ProjectionError> {
+        self.inner.checkpoint(store).await
+    }
+
+    async fn apply(
+        &mut self,
+        store: &dyn EventStore,
+        batch: &[RecordedEvent],
+        from: GlobalPosition,
+        to: GlobalPosition,
+    ) -> Result<(), ProjectionError> {
+        self.batches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.apply(store, batch, from, to).await
+    }
+
+    fn reset(&mut self) {
+        self.inner.reset();
+    }
+}
+
+/// Appends one at a time, each with its wake-up, are applied a read interval's worth at a
+/// time: the number of batches is bounded by the time taken, not by the appends.
+async fn runner_reads_at_most_once_per_interval(db: &TestStore) {
+    let store = db.open().await;
+    let every = Duration::from_millis(200);
+    let batches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let shutdown = CancellationToken::new();
+    let task = {
+        let (store, shutdown) = (store.clone(), shutdown.clone());
+        let mut counted = Counted {
+            inner: CallIndex,
+            batches: batches.clone(),
+        };
+        tokio::spawn(async move {
+            Runner::new(store)
+                .read_every(every)
+                .run(&mut counted, shutdown)
+                .await
+        })
+    };
+    let started = tokio::time::Instant::now();
+    let call = CallId::new();
+    append(
+        store.as_ref(),
+        call,
+        "acme-hvac",
+        vec![testkit::started("acme-hvac", "agent-1")],
+    )
+    .await;
+    const SEGMENTS: u64 = 60;
+    for i in 1..=SEGMENTS {
+        append(
+            store.as_ref(),
+            call,
+            "acme-hvac",
+            vec![testkit::segment(i, "hello", true)],
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    listed_with(store.as_ref(), call, SEGMENTS as u32).await;
+    let elapsed = started.elapsed();
+    shutdown.cancel();
+    task.await.unwrap();
+    // One catch-up when the runner starts, then one per interval at most (the first append
+    // may fall into the first catch-up's interval, the last into a new one).
+    let most = 2 + (elapsed.as_millis() / every.as_millis()) as usize;
+    let got = batches.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        (1..=most).contains(&got),
+        "{got} batches for {} appends in {elapsed:?} (at most {most})",
+        SEGMENTS + 1
     );
 }
 
