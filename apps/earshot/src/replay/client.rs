@@ -319,6 +319,16 @@ impl Server {
         // The first message is the hello.
         match tokio::time::timeout(REQUEST_TIMEOUT, ws.next()).await {
             Ok(Some(Ok(Message::Text(t)))) if t.as_str().contains("\"hello\"") => Ok(ws),
+            // A server that is shutting down still completes the handshake and then closes
+            // with 1001: the next attempt reaches it restarted, or another node.
+            Ok(Some(Ok(Message::Close(Some(frame)))))
+                if super::link::resumable(u16::from(frame.code)) =>
+            {
+                Err(Failure::unreachable(
+                    &what,
+                    format!("closed before the hello ({} {})", frame.code, frame.reason),
+                ))
+            }
             Ok(Some(Ok(other))) => Err(Failure::Fatal(format!(
                 "{what}: expected the hello, got {other:?}"
             ))),
@@ -420,5 +430,57 @@ mod tests {
         assert!(s("127.0.0.1:8080").is_err());
         assert!(s("http://").is_err());
         assert!(Server::new("http://x", SecretString::from(" ")).is_err());
+    }
+
+    /// A real WebSocket server on a local port answers three opens: closed with 1001 (it is
+    /// shutting down), closed with 1008, then the hello.
+    #[tokio::test]
+    async fn a_close_before_the_hello_is_retried_only_when_resumable() {
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let answers = tokio::spawn(async move {
+            let closes = [
+                (
+                    CloseCode::Away,
+                    "server shutting down; reconnect and resume",
+                ),
+                (CloseCode::Policy, "not allowed"),
+            ];
+            for (code, reason) in closes {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                let frame = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                ws.send(Message::Close(Some(frame))).await.unwrap();
+                // Wait for the client's side of the close before dropping the socket.
+                while let Some(Ok(_)) = ws.next().await {}
+            }
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            let hello = r#"{"type": "hello", "protocol": 1}"#;
+            ws.send(Message::Text(hello.into())).await.unwrap();
+            ws
+        });
+        let server = Server::new(&base, SecretString::from("esk_x")).unwrap();
+
+        let Err(away) = server.connect().await else {
+            panic!("a close is not a hello")
+        };
+        assert!(away.is_transient(), "{away}");
+        assert!(away.to_string().contains("1001"), "{away}");
+        let Err(policy) = server.connect().await else {
+            panic!("a close is not a hello")
+        };
+        assert!(!policy.is_transient(), "{policy}");
+        server
+            .connect()
+            .await
+            .expect("the third open gets the hello");
+        answers.await.unwrap();
     }
 }
