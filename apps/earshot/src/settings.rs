@@ -103,9 +103,9 @@ impl ServerSettings {
 /// The scheduling policy of the generations' thread (`--assist-sched`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AssistSched {
-    /// SCHED_IDLE: it runs when ingest, the rules and the fan-out leave a core.
+    /// SCHED_IDLE (the default): it runs when ingest, the rules and the fan-out leave a core.
     Idle,
-    /// SCHED_OTHER, the default policy: only the nice value lowers it.
+    /// SCHED_OTHER, Linux's default policy: only the nice value lowers it.
     Normal,
 }
 
@@ -171,10 +171,10 @@ pub struct AssistSettings {
     #[arg(long, env = "EARSHOT_ASSIST_NICE", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub assist_nice: i32,
 
-    /// The scheduling policy of that thread (Linux): `normal` has only the nice value; `idle`
-    /// (SCHED_IDLE) is preempted as soon as ingest, the rules or the fan-out wake on its core,
-    /// and on cores that stay busy its replies wait.
-    #[arg(long, env = "EARSHOT_ASSIST_SCHED", value_enum, default_value_t = AssistSched::Normal)]
+    /// The scheduling policy of that thread (Linux): `idle` (SCHED_IDLE, the default) is
+    /// preempted as soon as ingest, the rules or the fan-out wake on its core, and on cores
+    /// that stay busy its replies wait; `normal` has only the nice value.
+    #[arg(long, env = "EARSHOT_ASSIST_SCHED", value_enum, default_value_t = AssistSched::Idle)]
     pub assist_sched: AssistSched,
 
     /// Milliseconds between `suggestion_draft` messages of one reply: pieces streamed sooner

@@ -335,6 +335,45 @@ impl CallState {
         self.segments.get(id)
     }
 
+    /// A copy of the latest part of the call: the segments from the `finals`-th last final
+    /// one on (with any interim ones among them), the last `items` alerts and cards, the
+    /// whole checklist and the call's facts; no suggestions, summary, disposition or failures.
+    ///
+    /// What a suggested reply is made from. The assist worker takes one per customer turn,
+    /// and a full clone of a long call copies every segment and alert it ever had (a
+    /// thousand strings for a ten-minute call), on the cores ingest runs on.
+    pub fn recent(&self, finals: usize, items: usize) -> CallState {
+        let mut start = self.segments.len();
+        let mut counted = 0;
+        while start > 0 && counted < finals {
+            start -= 1;
+            if self.segments[start].segment.is_final {
+                counted += 1;
+            }
+        }
+        let list = self.segments.list[start..].to_vec();
+        let index = list
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.segment.segment_id.clone(), i))
+            .collect();
+        let tail = |len: usize| len.saturating_sub(items);
+        CallState {
+            version: self.version,
+            status: self.status,
+            info: self.info.clone(),
+            segments: Segments { list, index },
+            alerts: self.alerts[tail(self.alerts.len())..].to_vec(),
+            checklist: self.checklist.clone(),
+            cards: self.cards[tail(self.cards.len())..].to_vec(),
+            suggestions: Vec::new(),
+            ended: self.ended.clone(),
+            summary: None,
+            disposition: None,
+            generation_failures: Vec::new(),
+        }
+    }
+
     pub fn unacknowledged_alerts(&self) -> usize {
         self.alerts
             .iter()

@@ -9,8 +9,8 @@
 //! thread's nice value, and Linux's `SCHED_IDLE` policy. A raised nice value only shrinks
 //! the thread's share; the kernel may still let it finish its slice (up to a few ms) before
 //! a waking ingest thread gets the core. A `SCHED_IDLE` thread is preempted as soon as any
-//! normal thread wakes on its core, but starves while the cores stay busy (opt-in,
-//! `--assist-sched idle`). The trigger loop, the call states and the posts stay on the
+//! normal thread wakes on its core, but starves while the cores stay busy (the default;
+//! `--assist-sched normal` turns it off). The trigger loop, the call states and the posts stay on the
 //! caller's runtime, so store connections are never opened, and so never driven, by these
 //! low-priority threads.
 //!

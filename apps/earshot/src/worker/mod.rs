@@ -141,7 +141,7 @@ impl Default for WorkerConfig {
             max_concurrent: 256,
             priority: Priority {
                 nice: 10,
-                idle: false,
+                idle: true,
             },
             draft_interval: Duration::from_millis(100),
         }
@@ -459,28 +459,33 @@ impl Worker {
         if sleep_or_cancel(self.config.debounce.saturating_sub(age), &cancel).await {
             return;
         }
-        let Some(state) = self.state(trigger.call, trigger.seq, &cancel).await else {
-            return;
-        };
-        // Stale: the call ended, or a newer customer segment has its own job.
-        let latest = state
-            .segments
-            .iter()
-            .rev()
-            .find(|s| s.segment.speaker == Speaker::Customer && s.segment.is_final)
-            .map(|s| s.seq);
-        if state.status != CallStatus::Live || latest != Some(trigger.seq) {
-            return;
-        }
         let suggestion_id =
             SuggestionId::from_uuid(trigger.derive("suggestion")).expect("a v5 UUID is never nil");
-        if state
-            .suggestions
-            .iter()
-            .any(|s| s.suggestion.suggestion_id == suggestion_id)
-        {
+        // Checked on the whole state; the generation gets only the part a reply is made of.
+        let recent = |state: &CallState| {
+            // Stale: the call ended, or a newer customer segment has its own job.
+            let latest = state
+                .segments
+                .iter()
+                .rev()
+                .find(|s| s.segment.speaker == Speaker::Customer && s.segment.is_final)
+                .map(|s| s.seq);
+            let posted = state
+                .suggestions
+                .iter()
+                .any(|s| s.suggestion.suggestion_id == suggestion_id);
+            (state.status == CallStatus::Live && latest == Some(trigger.seq) && !posted).then(
+                || {
+                    state.recent(
+                        prompts::REPLY_TRANSCRIPT_LINES,
+                        prompts::REPLY_GUIDANCE_ITEMS,
+                    )
+                },
+            )
+        };
+        let Some(Some(state)) = self.state(trigger.call, trigger.seq, &cancel, recent).await else {
             return;
-        }
+        };
         // The ruleset comes from the engines' cache, or the store: read here, on the
         // server's runtime, so the generation's own runtime never opens a store connection.
         let ruleset = self.generator.ruleset(&state).await;
@@ -556,7 +561,10 @@ impl Worker {
 
     async fn summary_job(self: Arc<Self>, trigger: Trigger) {
         let never = CancellationToken::new();
-        let Some(state) = self.state(trigger.call, trigger.seq, &never).await else {
+        let Some(state) = self
+            .state(trigger.call, trigger.seq, &never, CallState::clone)
+            .await
+        else {
             return;
         };
         // The call is over: nothing more to track once its summary is done.
@@ -621,14 +629,22 @@ impl Worker {
         }
     }
 
-    /// The call's state at `seq` or later: the tracked one, else read from the log.
-    async fn state(&self, call: CallId, seq: Seq, cancel: &CancellationToken) -> Option<CallState> {
+    /// `view` of the call's state at `seq` or later: the tracked one (under the lock, so
+    /// `view` copies only what the job needs), else one read from the log.
+    async fn state<T>(
+        &self,
+        call: CallId,
+        seq: Seq,
+        cancel: &CancellationToken,
+        view: impl FnOnce(&CallState) -> T,
+    ) -> Option<T> {
         if let Some(t) = self.states.lock().expect("worker states").get(&call)
             && t.state.version >= seq
         {
-            return Some(t.state.clone());
+            return Some(view(&t.state));
         }
         let loaded = self.load(call, cancel).await?;
+        let out = view(&loaded);
         let mut states = self.states.lock().expect("worker states");
         if states
             .get(&call)
@@ -637,12 +653,12 @@ impl Worker {
             states.insert(
                 call,
                 Tracked {
-                    state: loaded.clone(),
+                    state: loaded,
                     touched: Instant::now(),
                 },
             );
         }
-        Some(loaded)
+        Some(out)
     }
 
     /// The call's state from the log, retrying store errors until `cancel`.

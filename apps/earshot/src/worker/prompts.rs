@@ -26,6 +26,8 @@ const SUMMARY: &str = include_str!("../../prompts/summary.v1.md");
 
 /// The most transcript lines a reply prompt carries (the latest ones).
 pub const REPLY_TRANSCRIPT_LINES: usize = 40;
+/// The most cards, and the most alerts, a reply prompt names (the latest ones).
+pub const REPLY_GUIDANCE_ITEMS: usize = 3;
 /// The most transcript characters a summary prompt carries (the start and the end of a very
 /// long call are kept; the middle is elided with a marker).
 pub const SUMMARY_TRANSCRIPT_CHARS: usize = 24_000;
@@ -174,13 +176,13 @@ fn transcript_lines(state: &CallState, last: usize) -> Vec<String> {
 /// flagged, required questions missed or still open.
 fn guidance(state: &CallState, ruleset: Option<&Ruleset>) -> String {
     let mut out = Vec::new();
-    for card in state.cards.iter().rev().take(3) {
+    for card in state.cards.iter().rev().take(REPLY_GUIDANCE_ITEMS) {
         out.push(format!(
             "- Card shown: {}: {}",
             card.card.title, card.card.body
         ));
     }
-    for alert in state.alerts.iter().rev().take(3) {
+    for alert in state.alerts.iter().rev().take(REPLY_GUIDANCE_ITEMS) {
         let mut line = format!("- The agent was warned: {}", alert.alert.message);
         if let Some(c) = &alert.alert.correction {
             line.push_str(&format!(" (say instead: {c})"));
@@ -350,6 +352,38 @@ mod tests {
                 .count(),
             90
         );
+    }
+
+    proptest::proptest! {
+        /// The worker hands a reply's generation only [`CallState::recent`]: the prompt and
+        /// the offline fallback made from it are those made from the whole call.
+        #[test]
+        fn a_reply_from_the_recent_part_of_a_call_is_the_reply_from_all_of_it(
+            events in domain::testkit::call_events(400),
+        ) {
+            let call = domain::CallId::new();
+            let recorded: Vec<_> = (1..)
+                .zip(events)
+                .map(|(seq, e)| domain::testkit::recorded(call, seq, e))
+                .collect();
+            let full = CallState::replay(&recorded);
+            let recent = full.recent(REPLY_TRANSCRIPT_LINES, REPLY_GUIDANCE_ITEMS);
+            let ruleset = rules::parse_ruleset(
+                "home-services.yaml",
+                include_str!("../../../../rulesets/home-services.yaml"),
+            )
+            .unwrap();
+            for ruleset in [None, Some(&ruleset)] {
+                proptest::prop_assert_eq!(
+                    reply_request(&full, ruleset, 120),
+                    reply_request(&recent, ruleset, 120)
+                );
+                proptest::prop_assert_eq!(
+                    assist::suggest_with(&full, ruleset),
+                    assist::suggest_with(&recent, ruleset)
+                );
+            }
+        }
     }
 
     #[test]

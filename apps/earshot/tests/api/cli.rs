@@ -114,7 +114,7 @@ async fn migrate_then_events_on_postgres() {
 fn serve_on_a_fresh_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("earshot"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--assist-sched", "idle"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .env_remove("DATABASE_URL")
         .env("EARSHOT_DATA_DIR", dir.path().join("data"))
         .stdout(Stdio::piped())
@@ -147,8 +147,8 @@ fn serve_on_a_fresh_data_dir() {
     assert!(dir.path().join("data/earshot.db").exists());
     #[cfg(target_os = "linux")]
     {
-        // The assist worker's generations run on a thread of their own, at nice 10, and
-        // under SCHED_IDLE when asked (`--assist-sched idle`).
+        // The assist worker's generations run on a thread of their own, at nice 10 and
+        // under SCHED_IDLE by default (`--assist-sched normal` would keep the normal policy).
         let (policy, nice) = assist_thread_priority(child.id());
         assert_eq!(
             policy, 5,
