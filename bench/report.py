@@ -161,6 +161,8 @@ def assist(run_dir, args):
         ("off", "no assist (`--no-assist`)", "SERVER_ARGS=--no-assist "),
         ("offline", "offline provider (default)", ""),
         ("provider-3s", "3 s provider", 'LLM_DELAY_MS=3000 SERVER_ARGS="--assist-max-concurrent 1024" '),
+        ("provider-3s-h2", "3 s provider over HTTP/2",
+         'LLM_DELAY_MS=3000 LLM_HTTP=2 SERVER_ARGS="--assist-max-concurrent 1024" '),
     )
     for st in ("sqlite", "postgres"):
         p99 = {}
@@ -175,19 +177,21 @@ def assist(run_dir, args):
             if f:
                 p99[key] = f
                 out.append(f)
-            if key == "provider-3s":
+            if key.startswith("provider-3s"):
                 out.append(figure("assist", 5, "segment → first suggestion token", config,
                                   "p50", "ms",
                                   [latency(d, "segment_to_first_suggestion_token", "p50")
                                    for d in docs], command=cmd))
-        if "off" in p99 and "provider-3s" in p99:
-            off, llm = p99["off"], p99["provider-3s"]
+        for key, label, _ in variants[2:]:
+            if "off" not in p99 or key not in p99:
+                continue
+            off, llm = p99["off"], p99[key]
             # Run by run (they were interleaved), then the median of the ratios.
             ratios = [b / a - 1 for a, b in zip(off["runs"], llm["runs"]) if a]
             out.append(figure("assist", 5, "segment → alert beside the LLM worker",
-                              f"{st}, 500 calls: 3 s provider against no assist",
+                              f"{st}, 500 calls: {label} against no assist",
                               "p99 increase", "%", [100 * r for r in ratios],
-                              aim="≤ 10 %", command="the two rows above"))
+                              aim="≤ 10 %", command="the rows above"))
     docs = [json_doc(p) for p in runs_of(run_dir, "assist.sqlite.provider-instant")]
     cmd = base.format(d=args.duration, st="sqlite",
                       env='LLM_DELAY_MS=0 SERVER_ARGS="--assist-max-concurrent 1024" ')

@@ -15,7 +15,8 @@
 # (10,000 subscribers on one call), pgbench (the store's append against pgbench's inserts).
 #
 # Environment: RUNS (3), DURATION (60: seconds of each load run), ASSIST_VARIANTS (`off
-# offline provider-3s instant`: the assist section's servers), DATABASE_URL (Postgres for
+# offline provider-3s provider-3s-h2 instant`: the assist section's servers; `-h2` speaks
+# HTTP/2 to the provider, as the server does over TLS with a hosted one), DATABASE_URL (Postgres for
 # the store benchmark; postgres://postgres@127.0.0.1:5432/postgres), PGHOST/PGPORT/PGUSER
 # (the load scripts' Postgres), SKIP_BUILD=1. Run it on an otherwise idle machine: the load
 # tool, the server, Postgres and the fake provider share its cores.
@@ -25,7 +26,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 runs=${RUNS:-3}
 duration=${DURATION:-60}
-assist_variants=${ASSIST_VARIANTS:-off offline provider-3s instant}
+assist_variants=${ASSIST_VARIANTS:-off offline provider-3s provider-3s-h2 instant}
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 all=(store redact rules hub assist fanout pgbench)
 sections=("$@")
@@ -95,6 +96,10 @@ for r in $(seq 1 "$runs"); do
                         DURATION="$duration" apps/loadgen/run-bench.sh "$store" 500 -- --json ;;
                     provider-3s) run "assist.$store.provider-3s.$r" env SPEAKER=alternate \
                         DURATION="$duration" LLM_DELAY_MS=3000 \
+                        SERVER_ARGS="--assist-max-concurrent 1024" \
+                        apps/loadgen/run-bench.sh "$store" 500 -- --json ;;
+                    provider-3s-h2) run "assist.$store.provider-3s-h2.$r" env SPEAKER=alternate \
+                        DURATION="$duration" LLM_DELAY_MS=3000 LLM_HTTP=2 \
                         SERVER_ARGS="--assist-max-concurrent 1024" \
                         apps/loadgen/run-bench.sh "$store" 500 -- --json ;;
                     instant) if [[ $store == sqlite ]]; then
