@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::api::{self, Api};
-use crate::readers::{self, Readers};
+use crate::readers::{self, ReaderSched, Readers};
 use crate::report::{Latency, histogram};
 use crate::run::{self, Call, Clock, IngestStats, Phase, Schedule, SubscriberStats};
 use crate::{SpeakerMode, progress};
@@ -79,6 +79,10 @@ pub struct Options {
     /// Tokio worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Scheduling policy of the threads that read the subscribers' sockets: `batch` keeps
+    /// their wake-ups from preempting the server on the cores both share (src/readers.rs).
+    #[arg(long, value_enum, default_value_t = ReaderSched::Batch)]
+    pub reader_sched: ReaderSched,
     /// Print the report as one JSON document.
     #[arg(long)]
     pub json: bool,
@@ -164,6 +168,8 @@ pub struct Report {
     /// until every subscriber reached the top.
     pub server_cpu_run: Option<f64>,
     pub tool_cpu_run: f64,
+    /// The policy the reader threads ran under (`None`: not the one asked for).
+    pub reader_sched: Option<ReaderSched>,
     /// The tool's own resident memory at the end (it holds as many client sockets).
     pub tool_rss: Rss,
     pub segments_sent: u64,
@@ -200,6 +206,7 @@ impl Report {
         subscribers: &[SubscriberStats],
         top_seq: u64,
         assist_events: u64,
+        reader_sched: Option<ReaderSched>,
     ) -> Self {
         let disconnected: Vec<&SubscriberStats> =
             subscribers.iter().filter(|s| s.closed.is_some()).collect();
@@ -213,6 +220,7 @@ impl Report {
             memory,
             server_cpu_run,
             tool_cpu_run,
+            reader_sched,
             tool_rss: Rss::of("self").unwrap_or_default(),
             segments_sent: ingest.sent,
             segments_acked: ingest.acked,
@@ -290,6 +298,7 @@ impl Report {
             "connect_seconds": self.connect_seconds,
             "server_memory": memory,
             "tool_memory": rss(&self.tool_rss),
+            "reader_sched": self.reader_sched.map(ReaderSched::name),
             "cpu_seconds_during_delivery": {
                 "server": self.server_cpu_run,
                 "tool": self.tool_cpu_run,
@@ -367,10 +376,12 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "  CPU during delivery  server {}, tool {:.1} s{}",
+            "  CPU during delivery  server {}, tool {:.1} s (readers {}){}",
             self.server_cpu_run
                 .map_or("not measured".to_owned(), |c| format!("{c:.1} s")),
             self.tool_cpu_run,
+            self.reader_sched
+                .map_or("not under the policy asked for", ReaderSched::name),
             self.server_cpu_per_event()
                 .map_or(String::new(), |c| format!(
                     " (server {:.1} µs per delivered event)",
@@ -495,7 +506,14 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
     let connect_started = Instant::now();
     // Each subscriber is read from the moment it is subscribed, so the server's pings are
     // answered while the others connect.
-    let mut readers = Readers::start(READER_THREADS, call.clone(), clock)?;
+    let mut readers = Readers::start(READER_THREADS, call.clone(), clock, o.reader_sched)?;
+    if !readers.sched_applied {
+        progress(format!(
+            "warning: the readers could not be put under --reader-sched {}",
+            o.reader_sched.name()
+        ));
+    }
+    let reader_sched = readers.sched_applied.then_some(o.reader_sched);
     let mut connects = stream::iter(0..n)
         .map(|_| {
             let call = call.clone();
@@ -593,6 +611,7 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
         &stats,
         top,
         assist_events,
+        reader_sched,
     ))
 }
 

@@ -122,10 +122,62 @@ pub fn connect_and_subscribe(
     Ok((ws, stats))
 }
 
+/// The scheduling policy of the reader threads.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReaderSched {
+    /// `SCHED_BATCH`: a reader woken by the server's send does not preempt it.
+    #[default]
+    Batch,
+    /// The default policy (`SCHED_OTHER`), as the tool's other threads.
+    Normal,
+}
+
+impl ReaderSched {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Batch => "batch",
+            Self::Normal => "normal",
+        }
+    }
+}
+
+/// Puts the calling thread under `sched`, at the nice value it had, and answers whether it
+/// now is.
+fn apply(sched: ReaderSched) -> bool {
+    use rustix::process::{getpriority_process, setpriority_process};
+    use thread_priority::{
+        NormalThreadSchedulePolicy as Normal, ThreadPriority, ThreadSchedulePolicy as Policy,
+    };
+    let policy = match sched {
+        ReaderSched::Batch => Policy::Normal(Normal::Batch),
+        ReaderSched::Normal => Policy::Normal(Normal::Other),
+    };
+    // Linux applies PRIO_PROCESS with a thread id to that one thread.
+    let tid = Some(rustix::thread::gettid());
+    let Ok(nice) = getpriority_process(tid) else {
+        return false;
+    };
+    // No unsafe code here (the workspace forbids it): the crate wraps
+    // pthread_setschedparam. It then sets the nice value from the priority it is given
+    // (`Min` is nice 19 for these policies), so the thread's own nice value is put back.
+    let _ = thread_priority::set_thread_priority_and_policy(
+        thread_priority::thread_native_id(),
+        ThreadPriority::Min,
+        policy,
+    );
+    if getpriority_process(tid).is_ok_and(|now| now != nice) {
+        let _ = setpriority_process(tid, nice);
+    }
+    thread_priority::thread_schedule_policy().is_ok_and(|now| now == policy)
+        && getpriority_process(tid).is_ok_and(|now| now == nice)
+}
+
 /// The reader threads; subscribers are spread over them as they are added.
 pub struct Readers {
     threads: Vec<(mpsc::Sender<Command>, Reader)>,
     next: usize,
+    /// Whether every reader thread runs under the policy asked for.
+    pub sched_applied: bool,
 }
 
 /// A reader thread, which answers its subscribers' stats.
@@ -138,19 +190,36 @@ enum Command {
 }
 
 impl Readers {
-    pub fn start(threads: usize, call: Arc<Call>, clock: Clock) -> anyhow::Result<Self> {
-        let threads = (0..threads.max(1))
+    pub fn start(
+        threads: usize,
+        call: Arc<Call>,
+        clock: Clock,
+        sched: ReaderSched,
+    ) -> anyhow::Result<Self> {
+        let (applied_tx, applied_rx) = mpsc::channel();
+        let threads: Vec<_> = (0..threads.max(1))
             .map(|i| {
                 let (tx, rx) = mpsc::channel();
                 let call = call.clone();
+                let applied = applied_tx.clone();
                 let handle = std::thread::Builder::new()
                     .name(format!("fanout-reader-{i}"))
-                    .spawn(move || read_loop(&rx, &call, &clock))
+                    .spawn(move || {
+                        let _ = applied.send(apply(sched));
+                        read_loop(&rx, &call, &clock)
+                    })
                     .context("starting a reader thread")?;
                 Ok((tx, handle))
             })
             .collect::<anyhow::Result<_>>()?;
-        Ok(Self { threads, next: 0 })
+        drop(applied_tx);
+        // Each thread reports once, before it reads anything.
+        let sched_applied = applied_rx.iter().take(threads.len()).all(|ok| ok);
+        Ok(Self {
+            threads,
+            next: 0,
+            sched_applied,
+        })
     }
 
     /// Hands a subscribed socket to the next reader: from now on its messages are read (and
@@ -297,4 +366,59 @@ fn stop(subs: &mut [Option<Sub>], i: usize, poll: &Poll, done: &mut Vec<Subscrib
     let _ = sub.ws.close(None);
     let _ = sub.ws.flush();
     done.push(sub.stats);
+}
+
+#[cfg(test)]
+mod tests {
+    use thread_priority::{NormalThreadSchedulePolicy as Normal, ThreadSchedulePolicy as Policy};
+
+    use super::*;
+
+    fn policy() -> Policy {
+        thread_priority::thread_schedule_policy().expect("the thread's policy")
+    }
+
+    fn nice() -> i32 {
+        rustix::process::getpriority_process(Some(rustix::thread::gettid())).expect("nice")
+    }
+
+    #[test]
+    fn a_reader_runs_under_the_policy_asked_for_at_its_nice_and_its_starter_does_not() {
+        let starter = (policy(), nice());
+        let (before, batch, normal) = std::thread::spawn(|| {
+            // A nice value of its own (raising it needs no privilege), which must survive.
+            rustix::process::setpriority_process(Some(rustix::thread::gettid()), 3)
+                .expect("nice 3");
+            assert!(apply(ReaderSched::Batch), "SCHED_BATCH needs no privilege");
+            let batch = (policy(), nice());
+            assert!(apply(ReaderSched::Normal));
+            (3, batch, (policy(), nice()))
+        })
+        .join()
+        .expect("the thread");
+        assert_eq!(batch, (Policy::Normal(Normal::Batch), before));
+        assert_eq!(normal, (Policy::Normal(Normal::Other), before));
+        assert_eq!(
+            (policy(), nice()),
+            starter,
+            "only the reader's own thread changes"
+        );
+    }
+
+    #[test]
+    fn readers_report_whether_their_policy_was_applied() {
+        let call = Arc::new(Call::new("c".into(), 1));
+        let clock = Clock {
+            epoch: tokio::time::Instant::now(),
+            record_from: 0,
+        };
+        let readers =
+            Readers::start(2, call.clone(), clock, ReaderSched::Batch).expect("the readers");
+        assert!(readers.sched_applied);
+        call.set_target(0);
+        let stats = readers
+            .finish(Instant::now() + Duration::from_secs(5))
+            .expect("the readers end");
+        assert!(stats.is_empty());
+    }
 }
