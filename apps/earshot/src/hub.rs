@@ -4,7 +4,9 @@
 //! One tail task per process reads the log in position order (`read_all`) whenever the store
 //! wakes it, whichever node made the append: on Postgres a wake-up from another process
 //! arrives over `LISTEN`, and carries only `{call, seq}`; the rows are always read from the
-//! log. Each event is serialized once into a [`Frame`] shared by every receiver.
+//! log (on Postgres, the events this node just committed are answered from the store's
+//! memory, `crates/store/src/recent.rs`). Each event is serialized once into a [`Frame`]
+//! shared by every receiver.
 //!
 //! # Invariants
 //!

@@ -50,6 +50,7 @@
 mod batch;
 mod directory;
 mod postgres;
+mod recent;
 mod row;
 mod sqlite;
 #[cfg(feature = "testkit")]

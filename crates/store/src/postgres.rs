@@ -7,13 +7,16 @@
 //! lock, one WAL flush) to keep throughput high. Each committed transaction sends one
 //! `NOTIFY call_events` per call it touched, carrying only `{node, call, seq, position}`:
 //! other nodes' listeners turn it into a local [`Wakeup`] and read the rows themselves.
+//! The events a node committed itself are also kept for a moment ([`Recent`]), so its own
+//! readers (the hub, after every commit) do not read them back from the database.
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use domain::{
     CallId, CallListing, EventId, GlobalPosition, NewEvent, RecordedEvent, Seq, TenantId,
 };
@@ -26,6 +29,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::batch::{self, AppendRequest, Committer, Head, Plan, Stored};
+use crate::recent::{self, Recent};
 use crate::row::{RawEvent, to_i64};
 use crate::row::{listing_from_json, listing_to_json};
 use crate::{
@@ -45,6 +49,8 @@ pub struct PgEventStore {
     /// The connection `read_all` keeps between reads, for whichever reader finds it free
     /// (the hub's tail, on every commit, most of the time).
     reader: Mutex<Held>,
+    /// What this node committed last, for `read_all`.
+    recent: Arc<Recent>,
     queue: mpsc::Sender<AppendRequest>,
     wakeups: broadcast::Sender<Wakeup>,
     config: StoreConfig,
@@ -82,10 +88,12 @@ impl PgEventStore {
         let (wakeups, _) = broadcast::channel(4_096);
         let (queue, rx) = mpsc::channel(4_096);
         let node = Uuid::new_v4();
+        let recent = Arc::new(Recent::new(recent::CAPACITY));
         let committer = PgCommitter {
             pool: pool.clone(),
             node,
             held: Held::default(),
+            recent: recent.clone(),
         };
         tokio::spawn(batch::run_committer(
             committer,
@@ -93,10 +101,11 @@ impl PgEventStore {
             config.max_batch_events.max(1),
             wakeups.clone(),
         ));
-        let listener = tokio::spawn(listen(pool.clone(), node, wakeups.clone()));
+        let listener = tokio::spawn(listen(pool.clone(), node, wakeups.clone(), recent.clone()));
         Ok(Self {
             pool,
             reader: Mutex::new(Held::default()),
+            recent,
             queue,
             wakeups,
             config,
@@ -125,8 +134,10 @@ struct Notice {
 }
 
 /// Relays other nodes' NOTIFYs as local wake-ups. When the connection drops, sqlx
-/// reconnects; notifications sent meanwhile are lost, so consumers are told to re-read.
-async fn listen(pool: PgPool, node: Uuid, wakeups: broadcast::Sender<Wakeup>) {
+/// reconnects; notifications sent meanwhile are lost, so consumers are told to re-read (and
+/// the recent events, which could no longer tell what is missing, are forgotten). A notice
+/// is noted in the recent events before its wake-up goes out.
+async fn listen(pool: PgPool, node: Uuid, wakeups: broadcast::Sender<Wakeup>, recent: Arc<Recent>) {
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,
@@ -141,11 +152,13 @@ async fn listen(pool: PgPool, node: Uuid, wakeups: broadcast::Sender<Wakeup>) {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             continue;
         }
+        recent.forget();
         let _ = wakeups.send(Wakeup::Resync);
         loop {
             match listener.try_recv().await {
                 Ok(Some(n)) => match serde_json::from_str::<Notice>(n.payload()) {
                     Ok(notice) if notice.node != node => {
+                        recent.noticed(notice.position);
                         if let Ok(call_id) = CallId::from_uuid(notice.call) {
                             let _ = wakeups.send(Wakeup::Appended {
                                 call_id,
@@ -159,6 +172,7 @@ async fn listen(pool: PgPool, node: Uuid, wakeups: broadcast::Sender<Wakeup>) {
                 },
                 // The connection was lost and re-established: notices may be gone.
                 Ok(None) => {
+                    recent.forget();
                     let _ = wakeups.send(Wakeup::Resync);
                 }
                 Err(e) => {
@@ -209,6 +223,7 @@ struct PgCommitter {
     pool: PgPool,
     node: Uuid,
     held: Held,
+    recent: Arc<Recent>,
 }
 
 #[async_trait]
@@ -218,9 +233,18 @@ impl Committer for PgCommitter {
         batch: &[AppendRequest],
     ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
         let mut conn = self.held.take(&self.pool).await?;
-        let answers = self.commit_on(&mut conn, batch).await?;
-        self.held.keep(conn);
-        Ok(answers)
+        match self.commit_on(&mut conn, batch).await {
+            Ok(answers) => {
+                self.held.keep(conn);
+                Ok(answers)
+            }
+            Err(e) => {
+                // The transaction may have committed all the same (a lost COMMIT reply):
+                // only the database can tell what the log now holds.
+                self.recent.forget();
+                Err(e)
+            }
+        }
     }
 }
 
@@ -242,7 +266,9 @@ impl PgCommitter {
         let (heads, stored) = read_heads_and_stored(&mut tx, &call_ids, &event_ids).await?;
         let plans = batch::plan(batch, &heads, &stored);
 
-        let now: DateTime<Utc> = Utc::now();
+        // Microseconds, as the column keeps it: the recent events then carry exactly what a
+        // read of the rows gives.
+        let now: DateTime<Utc> = Utc::now().trunc_subsecs(6);
         let mut cols = Columns::default();
         for (r, p) in batch.iter().zip(&plans) {
             if let Plan::Insert { first_seq } = p {
@@ -336,7 +362,56 @@ impl PgCommitter {
             .collect();
 
         tx.commit().await?;
+        self.keep_recent(batch, &answers, cols.payload, now);
         Ok(answers)
+    }
+
+    /// Hands the events just committed to the recent events, decoded as a read of their rows
+    /// would decode them. `payloads` are the inserted events' payloads, in insert order.
+    fn keep_recent(
+        &self,
+        batch: &[AppendRequest],
+        answers: &[Result<AppendOutcome, StoreError>],
+        payloads: Vec<String>,
+        recorded_at: DateTime<Utc>,
+    ) {
+        let mut payloads = payloads.into_iter();
+        let mut events = Vec::with_capacity(payloads.len());
+        for (r, answer) in batch.iter().zip(answers) {
+            let Ok(outcome) = answer else { continue };
+            if outcome.deduplicated {
+                continue;
+            }
+            for (e, (seq, position)) in r.events.iter().zip(&outcome.positions) {
+                let Some(payload) = payloads.next() else {
+                    self.recent.forget();
+                    return;
+                };
+                let raw = RawEvent {
+                    position: to_i64(position.get()),
+                    event_id: e.event_id.as_uuid(),
+                    tenant_id: r.tenant.as_str().to_owned(),
+                    call_id: r.call_id.as_uuid(),
+                    seq: to_i64(seq.get()),
+                    event_type: e.event_type.to_owned(),
+                    schema_version: e.schema_version.into(),
+                    payload,
+                    trace_id: e.trace_id.as_ref().map(|t| t.as_str().to_owned()),
+                    causation_id: e.causation_id.map(|c| c.as_uuid()),
+                    correlation_id: e.correlation_id.map(|c| c.as_uuid()),
+                    recorded_at,
+                };
+                match raw.into_recorded() {
+                    Ok(event) => events.push(event),
+                    Err(_) => {
+                        // Committed but not kept: readers must find it in the database.
+                        self.recent.forget();
+                        return;
+                    }
+                }
+            }
+        }
+        self.recent.committed(events);
     }
 }
 
@@ -488,6 +563,9 @@ impl EventStore for PgEventStore {
         after: GlobalPosition,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if let Some(events) = self.recent.read(after.get(), limit) {
+            return Ok(events);
+        }
         let sql = format!("{SELECT_EVENTS} WHERE position > $1 ORDER BY position LIMIT $2");
         let query = sqlx::query(&sql)
             .bind(to_i64(after.get()))

@@ -17,24 +17,34 @@ use store::testkit::TestStore;
 pub struct Harness {
     pub store: Arc<dyn Store>,
     pub other_node: Arc<dyn Store>,
+    /// Whether one node hears of the other's commits (Postgres: `LISTEN`; SQLite has no
+    /// second node in practice and sends none).
+    pub wakes_across_nodes: bool,
     db: TestStore,
 }
 
 impl Harness {
-    async fn on(db: TestStore) -> Harness {
+    async fn on(db: TestStore, wakes_across_nodes: bool) -> Harness {
         Harness {
             store: db.open_store().await,
             other_node: db.open_store().await,
+            wakes_across_nodes,
             db,
         }
     }
 
     pub async fn sqlite() -> Harness {
-        Harness::on(TestStore::sqlite()).await
+        Harness::on(TestStore::sqlite(), false).await
     }
 
     pub async fn postgres(test: &str) -> Option<Harness> {
-        Some(Harness::on(TestStore::postgres(test).await?).await)
+        Some(Harness::on(TestStore::postgres(test).await?, true).await)
+    }
+
+    /// A third node that has committed nothing and heard of nothing: every read it makes
+    /// is answered by the database.
+    pub async fn fresh_node(&self) -> Arc<dyn Store> {
+        self.db.open_store().await
     }
 
     pub async fn finish(self) {
@@ -86,6 +96,7 @@ conformance!(
         bad_appends_write_nothing,
         wakeups_follow_commits,
         concurrent_writers_and_a_tailing_consumer,
+        read_all_on_the_writing_node_is_the_logs,
     ],
     directory: [
         tenants_create_count_list_and_refuse_duplicates,

@@ -544,3 +544,81 @@ pub async fn concurrent_writers_and_a_tailing_consumer(h: &Harness) {
     }
     assert_eq!(last.len(), WRITERS * CALLS_PER_WRITER);
 }
+
+/// A node may answer `read_all` from the events it committed itself (Postgres: `recent.rs`).
+/// Whatever it answers from must be the log as the database holds it, field for field,
+/// whichever position a reader starts at and however small its page: with another node's
+/// commits between this node's, a retried append deduplicated and a refused one.
+pub async fn read_all_on_the_writing_node_is_the_logs(h: &Harness) {
+    let start = h.store.head().await.unwrap();
+    let mut heard = h.other_node.subscribe();
+    let (mine, theirs) = (CallId::new(), CallId::new());
+    let trace = TraceId::parse("0af7651916cd43dd8448eb211c80319c").unwrap();
+    let correlation = CorrelationId::new();
+    let first = started().with_trace(Some(trace)).correlated(correlation);
+    let cause = first.event_id;
+    let a = |call, expected, events| async move {
+        h.store
+            .append(call, &tenant(), expected, events)
+            .await
+            .unwrap()
+    };
+    let b = |call, expected, events| async move {
+        h.other_node
+            .append(call, &tenant(), expected, events)
+            .await
+            .unwrap()
+    };
+    let opening = vec![first, segment(1, "my heat pump is icing up")];
+    let retry = opening.clone();
+    a(mine, exact(0), opening).await;
+    b(theirs, exact(0), vec![started()]).await;
+    a(mine, exact(2), vec![alert().caused_by(cause)]).await;
+    assert!(a(mine, ANY, retry).await.deduplicated);
+    let refused = h
+        .store
+        .append(mine, &tenant(), exact(1), vec![segment(9, "stale")])
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict { .. })),
+        "{refused:?}"
+    );
+    b(
+        theirs,
+        exact(1),
+        vec![segment(1, "a second node's segment")],
+    )
+    .await;
+    let last = a(
+        mine,
+        exact(3),
+        vec![
+            segment(2, "since monday"),
+            segment(3, "the unit is outside"),
+        ],
+    )
+    .await;
+    let end = last.last_position();
+    assert_eq!(end.get() - start.get(), 7, "seven events were written");
+
+    // Where nodes hear of each other's commits, the other node waits for the last one: from
+    // then on it knows how far the log reaches (before, it may answer up to its own newest
+    // commit, and its wake-up sends its readers back for the rest).
+    while h.wakes_across_nodes {
+        let (_, position) = wakeup_for(&mut heard, mine).await;
+        if position == end {
+            break;
+        }
+    }
+    let truth = h.fresh_node().await;
+    for node in [&h.store, &h.other_node] {
+        for after in start.get()..=end.get() {
+            for limit in [1, 2, 3, 100] {
+                let after = GlobalPosition::new(after);
+                let got = node.read_all(after, limit).await.unwrap();
+                let want = truth.read_all(after, limit).await.unwrap();
+                assert_eq!(got, want, "read_all after {after:?}, {limit} at most");
+            }
+        }
+    }
+}
