@@ -604,11 +604,8 @@ pub async fn read_all_on_the_writing_node_is_the_logs(h: &Harness) {
     // Where nodes hear of each other's commits, the other node waits for the last one: from
     // then on it knows how far the log reaches (before, it may answer up to its own newest
     // commit, and its wake-up sends its readers back for the rest).
-    while h.wakes_across_nodes {
-        let (_, position) = wakeup_for(&mut heard, mine).await;
-        if position == end {
-            break;
-        }
+    if h.wakes_across_nodes {
+        while wakeup_for(&mut heard, mine).await.1 != end {}
     }
     let truth = h.fresh_node().await;
     for node in [&h.store, &h.other_node] {
