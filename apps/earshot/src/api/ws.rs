@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use domain::{CallId, CallStatus, Role, Seq};
+use domain::{CallId, CallStatus, Role, SegmentId, Seq};
 use futures::{SinkExt, StreamExt};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -315,6 +315,7 @@ async fn connection(socket: WebSocket, principal: Principal, state: AppState) {
 
     let mut subs: HashMap<CallId, CancellationToken> = HashMap::new();
     let mut tenant_sub: Option<CancellationToken> = None;
+    let mut failed = FailedIngest::default();
     loop {
         let msg = tokio::select! {
             _ = closing.cancelled() => break,
@@ -332,6 +333,7 @@ async fn connection(socket: WebSocket, principal: Principal, state: AppState) {
                     &outbox,
                     &mut subs,
                     &mut tenant_sub,
+                    &mut failed,
                     &closing,
                     text.as_str(),
                 ))
@@ -556,12 +558,54 @@ fn error_message(reference: Option<&str>, e: ApiError) -> serde_json::Value {
     })
 }
 
+/// The calls whose ingest failed on this connection with a server error, each with the first
+/// segment of the batch that failed.
+///
+/// A client may send a call's next segments before the answer to the previous ones arrives.
+/// If a batch fails (`internal`, `unavailable`: the database restarting, say) and the next
+/// one, already on its way, goes through, the failed segments can never be sent again: they
+/// come before a stored one. So after such a failure the connection takes no segment of that
+/// call until the batch holding the failed first segment is sent again; the ones in between
+/// are answered `unavailable`, to be resent after it (docs/protocol.md).
+#[derive(Default)]
+struct FailedIngest(HashMap<CallId, SegmentId>);
+
+impl FailedIngest {
+    /// Whether a batch of `call` with these segment ids may go to the pipeline now.
+    fn admit<'a>(
+        &mut self,
+        call: CallId,
+        mut ids: impl Iterator<Item = &'a SegmentId>,
+    ) -> Result<(), ApiError> {
+        let Some(first) = self.0.get(&call) else {
+            return Ok(());
+        };
+        if !ids.any(|id| id == first) {
+            return Err(ApiError::unavailable(format!(
+                "segment {first} of this call failed on this connection; send it again, then \
+                 the segments after it"
+            )));
+        }
+        self.0.remove(&call);
+        Ok(())
+    }
+
+    /// Notes the answer to a batch of `call` that starts with `first`.
+    fn answered(&mut self, call: CallId, first: &SegmentId, error: &ApiError) {
+        if error.status.is_server_error() {
+            self.0.insert(call, first.clone());
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     state: &AppState,
     principal: &Principal,
     outbox: &Outbox,
     subs: &mut HashMap<CallId, CancellationToken>,
     tenant_sub: &mut Option<CancellationToken>,
+    failed: &mut FailedIngest,
     closing: &CancellationToken,
     text: &str,
 ) {
@@ -663,12 +707,20 @@ async fn handle(
                 principal.require(INGEST_ROLES, "ingest segments")?;
                 let call = super::call_id(&call_id)?;
                 let segments = validate_batch(segments, state.pipeline.max_segment_chars)?;
+                failed.admit(call, segments.iter().map(|s| &s.segment_id))?;
                 let trace = TraceCtx(new_trace_id());
-                let outcomes = state
+                let ingested = state
                     .pipeline
                     .ingest(&origin(principal, &trace), call, &segments)
-                    .await?;
-                Ok::<_, ApiError>((call, outcomes))
+                    .await;
+                match ingested {
+                    Ok(outcomes) => Ok::<_, ApiError>((call, outcomes)),
+                    Err(e) => {
+                        let e = ApiError::from(e);
+                        failed.answered(call, &segments[0].segment_id, &e);
+                        Err(e)
+                    }
+                }
             }
             .await;
             match result {
@@ -801,4 +853,51 @@ async fn follow_tenant(
         &cancel,
         Live::new(FeedKey::Tenant, rx, Seq::new(0), cancel.clone()),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::*;
+
+    fn ids(ids: &[&str]) -> Vec<SegmentId> {
+        ids.iter()
+            .map(|id| SegmentId::parse(*id).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn after_a_server_error_a_call_takes_nothing_before_the_failed_segment_again() {
+        let (call, other) = (CallId::new(), CallId::new());
+        let mut failed = FailedIngest::default();
+        assert!(failed.admit(call, ids(&["s2"]).iter()).is_ok());
+        failed.answered(call, &ids(&["s2"])[0], &ApiError::internal());
+        // s3 was already on its way: refused, so it cannot be stored before s2.
+        let refused = failed.admit(call, ids(&["s3"]).iter()).unwrap_err();
+        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            refused.detail().message.contains("s2"),
+            "{:?}",
+            refused.detail()
+        );
+        assert!(failed.admit(call, ids(&["s3", "s4"]).iter()).is_err());
+        // Other calls on the connection are not held up.
+        assert!(failed.admit(other, ids(&["s3"]).iter()).is_ok());
+        // The failed segment again (with what follows it): admitted, and the call is free.
+        assert!(failed.admit(call, ids(&["s2", "s3"]).iter()).is_ok());
+        assert!(failed.admit(call, ids(&["s4"]).iter()).is_ok());
+    }
+
+    #[test]
+    fn a_refusal_holds_nothing_up() {
+        let call = CallId::new();
+        let mut failed = FailedIngest::default();
+        failed.answered(
+            call,
+            &ids(&["s2"])[0],
+            &ApiError::field("segments[0].start_ms", "before the previous segment"),
+        );
+        assert!(failed.admit(call, ids(&["s3"]).iter()).is_ok());
+    }
 }
