@@ -158,11 +158,13 @@ fn apply(sched: ReaderSched) -> bool {
         return false;
     };
     // No unsafe code here (the workspace forbids it): the crate wraps
-    // pthread_setschedparam. It then sets the nice value from the priority it is given
-    // (`Min` is nice 19 for these policies), so the thread's own nice value is put back.
+    // pthread_setschedparam, then sets the nice value from the priority it is given. `Max`
+    // asks for nice -20: refused without the privilege (the nice value stays as it was),
+    // and with it put back below, which raising a nice value always allows. (`Min`, nice
+    // 19, could not be put back without the privilege: the readers would starve.)
     let _ = thread_priority::set_thread_priority_and_policy(
         thread_priority::thread_native_id(),
-        ThreadPriority::Min,
+        ThreadPriority::Max,
         policy,
     );
     if getpriority_process(tid).is_ok_and(|now| now != nice) {
@@ -385,19 +387,20 @@ mod tests {
     #[test]
     fn a_reader_runs_under_the_policy_asked_for_at_its_nice_and_its_starter_does_not() {
         let starter = (policy(), nice());
-        let (before, batch, normal) = std::thread::spawn(|| {
-            // A nice value of its own (raising it needs no privilege), which must survive.
-            rustix::process::setpriority_process(Some(rustix::thread::gettid()), 3)
+        // A nice value of the reader's own (raising it needs no privilege), which must survive.
+        const NICE: i32 = 3;
+        let (batch, normal) = std::thread::spawn(|| {
+            rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE)
                 .expect("nice 3");
             assert!(apply(ReaderSched::Batch), "SCHED_BATCH needs no privilege");
             let batch = (policy(), nice());
             assert!(apply(ReaderSched::Normal));
-            (3, batch, (policy(), nice()))
+            (batch, (policy(), nice()))
         })
         .join()
         .expect("the thread");
-        assert_eq!(batch, (Policy::Normal(Normal::Batch), before));
-        assert_eq!(normal, (Policy::Normal(Normal::Other), before));
+        assert_eq!(batch, (Policy::Normal(Normal::Batch), NICE));
+        assert_eq!(normal, (Policy::Normal(Normal::Other), NICE));
         assert_eq!(
             (policy(), nice()),
             starter,

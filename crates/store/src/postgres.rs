@@ -362,52 +362,41 @@ impl PgCommitter {
             .collect();
 
         tx.commit().await?;
-        self.keep_recent(batch, &answers, cols.payload, now);
+        self.keep_recent(cols, &positions, now);
         Ok(answers)
     }
 
     /// Hands the events just committed to the recent events, decoded as a read of their rows
-    /// would decode them. `payloads` are the inserted events' payloads, in insert order.
+    /// would decode them: the columns that were inserted, with the positions the insert
+    /// returned.
     fn keep_recent(
         &self,
-        batch: &[AppendRequest],
-        answers: &[Result<AppendOutcome, StoreError>],
-        payloads: Vec<String>,
+        mut cols: Columns,
+        positions: &HashMap<Uuid, i64>,
         recorded_at: DateTime<Utc>,
     ) {
-        let mut payloads = payloads.into_iter();
-        let mut events = Vec::with_capacity(payloads.len());
-        for (r, answer) in batch.iter().zip(answers) {
-            let Ok(outcome) = answer else { continue };
-            if outcome.deduplicated {
-                continue;
-            }
-            for (e, (seq, position)) in r.events.iter().zip(&outcome.positions) {
-                let Some(payload) = payloads.next() else {
+        let mut events = Vec::with_capacity(cols.event_id.len());
+        for (i, event_id) in cols.event_id.iter().enumerate() {
+            let raw = positions.get(event_id).map(|position| RawEvent {
+                position: *position,
+                event_id: *event_id,
+                tenant_id: std::mem::take(&mut cols.tenant[i]),
+                call_id: cols.call_id[i],
+                seq: cols.seq[i],
+                event_type: std::mem::take(&mut cols.event_type[i]),
+                schema_version: cols.schema_version[i].into(),
+                payload: std::mem::take(&mut cols.payload[i]),
+                trace_id: cols.trace_id[i].take(),
+                causation_id: cols.causation_id[i],
+                correlation_id: cols.correlation_id[i],
+                recorded_at,
+            });
+            match raw.map(RawEvent::into_recorded) {
+                Some(Ok(event)) => events.push(event),
+                _ => {
+                    // Committed but not kept: readers must find it in the database.
                     self.recent.forget();
                     return;
-                };
-                let raw = RawEvent {
-                    position: to_i64(position.get()),
-                    event_id: e.event_id.as_uuid(),
-                    tenant_id: r.tenant.as_str().to_owned(),
-                    call_id: r.call_id.as_uuid(),
-                    seq: to_i64(seq.get()),
-                    event_type: e.event_type.to_owned(),
-                    schema_version: e.schema_version.into(),
-                    payload,
-                    trace_id: e.trace_id.as_ref().map(|t| t.as_str().to_owned()),
-                    causation_id: e.causation_id.map(|c| c.as_uuid()),
-                    correlation_id: e.correlation_id.map(|c| c.as_uuid()),
-                    recorded_at,
-                };
-                match raw.into_recorded() {
-                    Ok(event) => events.push(event),
-                    Err(_) => {
-                        // Committed but not kept: readers must find it in the database.
-                        self.recent.forget();
-                        return;
-                    }
                 }
             }
         }
