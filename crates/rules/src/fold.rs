@@ -18,15 +18,17 @@
 //! viramas and nuktas are combining marks and so stay inside their word: Hindi keeps working.
 
 use unicode_normalization::UnicodeNormalization;
-use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::char::{canonical_combining_class, is_combining_mark};
 
 /// Appends the folded words of `text` to `out`, each word followed by one space, and the byte
 /// offset in `out` where each word starts to `starts`.
 pub(crate) fn fold_into(text: &str, out: &mut String, starts: &mut Vec<usize>) {
+    let from = out.len();
     let mut w = Writer {
         out,
         starts,
         in_word: false,
+        marks_met: false,
     };
     if text.is_ascii() {
         // The common case (English speech-to-text) skips normalization entirely.
@@ -42,7 +44,7 @@ pub(crate) fn fold_into(text: &str, out: &mut String, starts: &mut Vec<usize>) {
         for c in text.nfkd() {
             for c in c.to_lowercase() {
                 match classify(c) {
-                    Class::Drop => {}
+                    Class::Drop => w.drop_one(),
                     Class::Letter(c) => w.letter(c),
                     Class::Separator => w.separator(),
                 }
@@ -50,6 +52,31 @@ pub(crate) fn fold_into(text: &str, out: &mut String, starts: &mut Vec<usize>) {
         }
     }
     w.separator();
+    if w.marks_met {
+        reorder_marks(out, from);
+    }
+}
+
+/// Puts each run of combining marks appended from `from` on back in canonical order (stably
+/// by combining class), as NFKD leaves them. Only needed when a dropped character sat
+/// between two marks: NFKD ordered the marks on each side of it, not the two sides together,
+/// and a fold of the folded text (NFKD again) would reorder them, so folding would not be
+/// idempotent ("\u{1E023}'\u{DCA}": the apostrophe goes, two marks meet out of order).
+fn reorder_marks(out: &mut String, from: usize) {
+    let mut chars: Vec<char> = out[from..].chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let start = i;
+        while i < chars.len() && canonical_combining_class(chars[i]) != 0 {
+            i += 1;
+        }
+        if i - start > 1 {
+            chars[start..i].sort_by_key(|c| canonical_combining_class(*c));
+        }
+        i = i.max(start + 1);
+    }
+    out.truncate(from);
+    out.extend(chars);
 }
 
 /// The folded form of `text`: its words separated by single spaces, with no leading or
@@ -65,6 +92,9 @@ struct Writer<'a> {
     out: &'a mut String,
     starts: &'a mut Vec<usize>,
     in_word: bool,
+    /// A character was dropped right after a combining mark: marks may now meet out of
+    /// canonical order ([`reorder_marks`]).
+    marks_met: bool,
 }
 
 impl Writer<'_> {
@@ -74,6 +104,19 @@ impl Writer<'_> {
             self.in_word = true;
         }
         self.out.push(c);
+    }
+
+    fn drop_one(&mut self) {
+        if self.in_word
+            && !self.marks_met
+            && self
+                .out
+                .chars()
+                .next_back()
+                .is_some_and(|c| canonical_combining_class(c) != 0)
+        {
+            self.marks_met = true;
+        }
     }
 
     fn separator(&mut self) {
@@ -131,6 +174,22 @@ fn digit(c: char, zero: char) -> char {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn marks_that_meet_where_a_character_was_dropped_are_put_in_order() {
+        // Found by the property test `fold_is_idempotent_and_tidy`: the apostrophe between
+        // two combining marks goes, and the marks meet out of canonical order.
+        for (text, folded) in [
+            ("\u{1E023}'\u{DCA}", "\u{DCA}\u{1E023}"),
+            // Devanagari: a virama (class 9), an apostrophe, a nukta (class 7).
+            ("\u{915}\u{94D}'\u{93C}", "\u{915}\u{93C}\u{94D}"),
+            // A joiner between them, and marks in order already: nothing moves.
+            ("\u{915}\u{93C}\u{200D}\u{94D} x", "\u{915}\u{93C}\u{94D} x"),
+        ] {
+            assert_eq!(fold(text), folded, "{text:?}");
+            assert_eq!(fold(&fold(text)), fold(text), "{text:?}");
+        }
+    }
 
     #[test]
     fn folds_case_punctuation_and_apostrophes() {
