@@ -4,7 +4,9 @@
 //! task and waits for the answer. The committer takes every append waiting in its queue (up
 //! to a limit), and a backend's [`Committer::commit`] writes them in one transaction: it
 //! reads the heads of the streams involved and the already-stored ids, lets [`plan`] decide
-//! each append (insert at which seq, deduplicate, or refuse), and inserts the rows. One
+//! each append (insert at which seq, deduplicate, or refuse), and inserts the rows (on
+//! Postgres, a batch to calls whose heads the node knows is planned from those and written
+//! as one statement instead, `heads.rs`). One
 //! append's refusal never affects another's: refused appends write nothing, and if the
 //! transaction itself fails with several appends in it, each is retried alone.
 
@@ -77,6 +79,7 @@ pub(crate) fn prepare(
 }
 
 /// The last event of a stream, as the committer reads it under its lock.
+#[derive(Clone)]
 pub(crate) struct Head {
     pub version: Seq,
     pub tenant: TenantId,

@@ -49,6 +49,7 @@
 
 mod batch;
 mod directory;
+mod heads;
 mod postgres;
 mod recent;
 mod row;

@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::batch::{self, AppendRequest, Committer, Head, Plan, Stored};
+use crate::heads::{self, KnownHeads};
 use crate::recent::{self, Recent};
 use crate::row::{RawEvent, to_i64};
 use crate::row::{listing_from_json, listing_to_json};
@@ -37,9 +38,57 @@ use crate::{
     status_str,
 };
 
-/// Opens an append transaction and takes the advisory lock that serializes appends, in one
-/// round trip. The key is "earshot" + 1 in ASCII (0x6561_7273_686f_7401).
-const BEGIN_APPEND: &str = "BEGIN; SELECT pg_advisory_xact_lock(7305245910570595329)";
+/// The key of the advisory lock that serializes appends: "earshot" + 1 in ASCII
+/// (0x6561_7273_686f_7401).
+macro_rules! append_lock {
+    () => {
+        "pg_advisory_xact_lock(7305245910570595329)"
+    };
+}
+
+/// Opens an append transaction and takes the lock, in one round trip.
+const BEGIN_APPEND: &str = concat!("BEGIN; SELECT ", append_lock!());
+
+/// The batch's insert: one statement for the whole batch. WITH ORDINALITY + ORDER BY makes
+/// the identity values follow the order of the arrays, i.e. seq order within a call. The
+/// same statement sends one NOTIFY per call (delivered at commit, never before). `$with` (a
+/// CTE) and `$from` (a relation joined with the rows) are empty inside the append
+/// transaction, which holds the lock already; for the statement on its own they take it.
+macro_rules! insert_events {
+    ($with:expr, $from:expr) => {
+        concat!(
+            "WITH ", $with, "ins AS ( \
+                 INSERT INTO call_events (event_id, tenant_id, call_id, seq, event_type, \
+                     schema_version, payload, trace_id, causation_id, correlation_id, recorded_at) \
+                 SELECT u.event_id, u.tenant_id, u.call_id, u.seq, u.event_type, \
+                     u.schema_version, u.payload::jsonb, u.trace_id, u.causation_id, \
+                     u.correlation_id, $11 \
+                 FROM ", $from, "UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::int8[], $5::text[], \
+                     $6::int2[], $7::text[], $8::text[], $9::uuid[], $10::uuid[]) \
+                     WITH ORDINALITY AS u(event_id, tenant_id, call_id, seq, event_type, \
+                     schema_version, payload, trace_id, causation_id, correlation_id, ord) \
+                 ORDER BY u.ord \
+                 RETURNING event_id, call_id, seq, position), \
+             notices AS ( \
+                 SELECT pg_notify($12, json_build_object('node', $13::uuid, 'call', call_id, \
+                     'seq', max(seq), 'position', max(position))::text) \
+                 FROM ins GROUP BY call_id) \
+             SELECT event_id, position, (SELECT count(*) FROM notices) AS notices FROM ins"
+        )
+    };
+}
+
+/// The insert inside the append transaction, after `BEGIN_APPEND`.
+const INSERT_IN_TRANSACTION: &str = insert_events!("", "");
+
+/// The insert as a transaction of its own (autocommit): the lock is taken before any row
+/// reaches the insert, so before any position is drawn (every row is joined with the lock's
+/// one row, and the sort takes them all before the first is inserted), and it is held until
+/// the statement's commit, as in the append transaction.
+const INSERT_ALONE: &str = insert_events!(
+    concat!("lock AS MATERIALIZED (SELECT ", append_lock!(), "), "),
+    "lock, "
+);
 const CHANNEL: &str = "call_events";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -89,11 +138,13 @@ impl PgEventStore {
         let (queue, rx) = mpsc::channel(4_096);
         let node = Uuid::new_v4();
         let recent = Arc::new(Recent::new(recent::CAPACITY));
+        let heads = Arc::new(KnownHeads::new(heads::CAPACITY));
         let committer = PgCommitter {
             pool: pool.clone(),
             node,
             held: Held::default(),
             recent: recent.clone(),
+            heads: heads.clone(),
         };
         tokio::spawn(batch::run_committer(
             committer,
@@ -101,7 +152,13 @@ impl PgEventStore {
             config.max_batch_events.max(1),
             wakeups.clone(),
         ));
-        let listener = tokio::spawn(listen(pool.clone(), node, wakeups.clone(), recent.clone()));
+        let listener = tokio::spawn(listen(
+            pool.clone(),
+            node,
+            wakeups.clone(),
+            recent.clone(),
+            heads,
+        ));
         Ok(Self {
             pool,
             reader: Mutex::new(Held::default()),
@@ -137,7 +194,13 @@ struct Notice {
 /// reconnects; notifications sent meanwhile are lost, so consumers are told to re-read (and
 /// the recent events, which could no longer tell what is missing, are forgotten). A notice
 /// is noted in the recent events before its wake-up goes out.
-async fn listen(pool: PgPool, node: Uuid, wakeups: broadcast::Sender<Wakeup>, recent: Arc<Recent>) {
+async fn listen(
+    pool: PgPool,
+    node: Uuid,
+    wakeups: broadcast::Sender<Wakeup>,
+    recent: Arc<Recent>,
+    heads: Arc<KnownHeads>,
+) {
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,
@@ -153,6 +216,7 @@ async fn listen(pool: PgPool, node: Uuid, wakeups: broadcast::Sender<Wakeup>, re
             continue;
         }
         recent.forget();
+        heads.forget();
         let _ = wakeups.send(Wakeup::Resync);
         loop {
             match listener.try_recv().await {
@@ -160,6 +224,7 @@ async fn listen(pool: PgPool, node: Uuid, wakeups: broadcast::Sender<Wakeup>, re
                     Ok(notice) if notice.node != node => {
                         recent.noticed(notice.position);
                         if let Ok(call_id) = CallId::from_uuid(notice.call) {
+                            heads.moved(&call_id);
                             let _ = wakeups.send(Wakeup::Appended {
                                 call_id,
                                 seq: Seq::new(notice.seq),
@@ -173,6 +238,7 @@ async fn listen(pool: PgPool, node: Uuid, wakeups: broadcast::Sender<Wakeup>, re
                 // The connection was lost and re-established: notices may be gone.
                 Ok(None) => {
                     recent.forget();
+                    heads.forget();
                     let _ = wakeups.send(Wakeup::Resync);
                 }
                 Err(e) => {
@@ -224,6 +290,7 @@ struct PgCommitter {
     node: Uuid,
     held: Held,
     recent: Arc<Recent>,
+    heads: Arc<KnownHeads>,
 }
 
 #[async_trait]
@@ -242,14 +309,72 @@ impl Committer for PgCommitter {
                 // The transaction may have committed all the same (a lost COMMIT reply):
                 // only the database can tell what the log now holds.
                 self.recent.forget();
+                self.heads.forget();
                 Err(e)
             }
         }
     }
 }
 
+/// Why the insert on its own did not write the batch.
+enum Alone {
+    /// A head known here was stale, or an event id is already stored: nothing was written,
+    /// and the batch must be planned from the database's heads.
+    Stale,
+    Failed(StoreError),
+}
+
 impl PgCommitter {
     async fn commit_on(
+        &self,
+        conn: &mut PoolConnection<Postgres>,
+        batch: &[AppendRequest],
+    ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+        // Every call's head known here and every append an insert: one statement, one round
+        // trip (heads.rs). Refusals and deduplications are only ever decided on the
+        // database's heads, in the transaction below.
+        if let Some(heads) = self.heads.of(batch) {
+            let plans = batch::plan(batch, &heads, &HashMap::new());
+            if plans.iter().all(|p| matches!(p, Plan::Insert { .. })) {
+                match self.insert_alone(conn, batch, plans).await {
+                    Ok(answers) => return Ok(answers),
+                    Err(Alone::Stale) => {
+                        for r in batch {
+                            self.heads.moved(&r.call_id);
+                        }
+                    }
+                    Err(Alone::Failed(e)) => return Err(e),
+                }
+            }
+        }
+        self.commit_in_transaction(conn, batch).await
+    }
+
+    async fn insert_alone(
+        &self,
+        conn: &mut PoolConnection<Postgres>,
+        batch: &[AppendRequest],
+        plans: Vec<Plan>,
+    ) -> Result<Vec<Result<AppendOutcome, StoreError>>, Alone> {
+        let (cols, now) = columns(batch, &plans);
+        let positions = match self.insert(conn, INSERT_ALONE, &cols, now).await {
+            Ok(positions) => positions,
+            Err(sqlx::Error::Database(db))
+                if matches!(
+                    db.constraint(),
+                    Some("call_events_call_seq_key" | "call_events_event_id_key")
+                ) =>
+            {
+                return Err(Alone::Stale);
+            }
+            Err(e) => return Err(Alone::Failed(e.into())),
+        };
+        let answers = answers(batch, plans, &positions);
+        self.committed(batch, &answers, cols, &positions, now);
+        Ok(answers)
+    }
+
+    async fn commit_in_transaction(
         &self,
         conn: &mut PoolConnection<Postgres>,
         batch: &[AppendRequest],
@@ -266,52 +391,31 @@ impl PgCommitter {
         let (heads, stored) = read_heads_and_stored(&mut tx, &call_ids, &event_ids).await?;
         let plans = batch::plan(batch, &heads, &stored);
 
-        // Microseconds, as the column keeps it: the recent events then carry exactly what a
-        // read of the rows gives.
-        let now: DateTime<Utc> = Utc::now().trunc_subsecs(6);
-        let mut cols = Columns::default();
-        for (r, p) in batch.iter().zip(&plans) {
-            if let Plan::Insert { first_seq } = p {
-                for (i, e) in r.events.iter().enumerate() {
-                    cols.event_id.push(e.event_id.as_uuid());
-                    cols.tenant.push(r.tenant.as_str().to_owned());
-                    cols.call_id.push(r.call_id.as_uuid());
-                    cols.seq.push(to_i64(first_seq.get() + i as u64));
-                    cols.event_type.push(e.event_type.to_owned());
-                    cols.schema_version.push(e.schema_version as i16);
-                    cols.payload.push(e.payload.clone());
-                    cols.trace_id
-                        .push(e.trace_id.as_ref().map(|t| t.as_str().to_owned()));
-                    cols.causation_id.push(e.causation_id.map(|c| c.as_uuid()));
-                    cols.correlation_id
-                        .push(e.correlation_id.map(|c| c.as_uuid()));
-                }
-            }
-        }
-        let mut positions: HashMap<Uuid, i64> = HashMap::with_capacity(cols.event_id.len());
-        if !cols.event_id.is_empty() {
-            // One statement for the whole batch. WITH ORDINALITY + ORDER BY makes the identity
-            // values follow the order of the arrays, i.e. seq order within a call. The same
-            // statement sends one NOTIFY per call (delivered at commit, never before).
-            let rows = sqlx::query(
-                "WITH ins AS ( \
-                     INSERT INTO call_events (event_id, tenant_id, call_id, seq, event_type, \
-                         schema_version, payload, trace_id, causation_id, correlation_id, recorded_at) \
-                     SELECT u.event_id, u.tenant_id, u.call_id, u.seq, u.event_type, \
-                         u.schema_version, u.payload::jsonb, u.trace_id, u.causation_id, \
-                         u.correlation_id, $11 \
-                     FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::int8[], $5::text[], \
-                         $6::int2[], $7::text[], $8::text[], $9::uuid[], $10::uuid[]) \
-                         WITH ORDINALITY AS u(event_id, tenant_id, call_id, seq, event_type, \
-                         schema_version, payload, trace_id, causation_id, correlation_id, ord) \
-                     ORDER BY u.ord \
-                     RETURNING event_id, call_id, seq, position), \
-                 notices AS ( \
-                     SELECT pg_notify($12, json_build_object('node', $13::uuid, 'call', call_id, \
-                         'seq', max(seq), 'position', max(position))::text) \
-                     FROM ins GROUP BY call_id) \
-                 SELECT event_id, position, (SELECT count(*) FROM notices) AS notices FROM ins",
-            )
+        let (cols, now) = columns(batch, &plans);
+        let positions = if cols.event_id.is_empty() {
+            HashMap::new()
+        } else {
+            self.insert(&mut tx, INSERT_IN_TRANSACTION, &cols, now)
+                .await
+                .map_err(map_insert_error)?
+        };
+        let answers = answers(batch, plans, &positions);
+        tx.commit().await?;
+        // Read under the lock, so true at the commit; the batch's own appends move them on.
+        self.heads.learned(heads);
+        self.committed(batch, &answers, cols, &positions, now);
+        Ok(answers)
+    }
+
+    /// Inserts the columns; the positions the rows were given, by event id.
+    async fn insert(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        sql: &'static str,
+        cols: &Columns,
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
+        let rows = sqlx::query(sql)
             .bind(&cols.event_id)
             .bind(&cols.tenant)
             .bind(&cols.call_id)
@@ -325,45 +429,36 @@ impl PgCommitter {
             .bind(now)
             .bind(CHANNEL)
             .bind(self.node)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_insert_error)?;
-            for row in rows {
-                positions.insert(row.try_get("event_id")?, row.try_get("position")?);
-            }
+            .fetch_all(conn)
+            .await?;
+        let mut positions = HashMap::with_capacity(rows.len());
+        for row in rows {
+            positions.insert(row.try_get("event_id")?, row.try_get("position")?);
         }
+        Ok(positions)
+    }
 
-        let answers: Vec<Result<AppendOutcome, StoreError>> = batch
-            .iter()
-            .zip(plans)
-            .map(|(r, p)| match p {
-                Plan::Answer(a) => a,
-                Plan::Insert { first_seq } => {
-                    let mut out = Vec::with_capacity(r.events.len());
-                    for (i, e) in r.events.iter().enumerate() {
-                        let pos = positions.get(&e.event_id.as_uuid()).ok_or_else(|| {
-                            StoreError::Corrupt(format!(
-                                "insert returned no position for {}",
-                                e.event_id
-                            ))
-                        })?;
-                        out.push((
-                            Seq::new(first_seq.get() + i as u64),
-                            GlobalPosition::new(*pos as u64),
-                        ));
-                    }
-                    Ok(AppendOutcome {
-                        call_id: r.call_id,
-                        positions: out,
-                        deduplicated: false,
-                    })
-                }
-            })
-            .collect();
-
-        tx.commit().await?;
-        self.keep_recent(cols, &positions, now);
-        Ok(answers)
+    /// After a commit: the heads it moved, and its events for `read_all`.
+    fn committed(
+        &self,
+        batch: &[AppendRequest],
+        answers: &[Result<AppendOutcome, StoreError>],
+        cols: Columns,
+        positions: &HashMap<Uuid, i64>,
+        now: DateTime<Utc>,
+    ) {
+        self.heads
+            .learned(batch.iter().zip(answers).filter_map(|(r, a)| match a {
+                Ok(o) if !o.deduplicated => Some((
+                    r.call_id,
+                    Head {
+                        version: o.last_seq(),
+                        tenant: r.tenant.clone(),
+                    },
+                )),
+                _ => None,
+            }));
+        self.keep_recent(cols, positions, now);
     }
 
     /// Hands the events just committed to the recent events, decoded as a read of their rows
@@ -416,6 +511,66 @@ struct Columns {
     trace_id: Vec<Option<String>>,
     causation_id: Vec<Option<Uuid>>,
     correlation_id: Vec<Option<Uuid>>,
+}
+
+/// The rows of the batch's inserts, and the time they are recorded at: microseconds, as the
+/// column keeps it, so the recent events carry exactly what a read of the rows gives.
+fn columns(batch: &[AppendRequest], plans: &[Plan]) -> (Columns, DateTime<Utc>) {
+    let mut cols = Columns::default();
+    for (r, p) in batch.iter().zip(plans) {
+        if let Plan::Insert { first_seq } = p {
+            for (i, e) in r.events.iter().enumerate() {
+                cols.event_id.push(e.event_id.as_uuid());
+                cols.tenant.push(r.tenant.as_str().to_owned());
+                cols.call_id.push(r.call_id.as_uuid());
+                cols.seq.push(to_i64(first_seq.get() + i as u64));
+                cols.event_type.push(e.event_type.to_owned());
+                cols.schema_version.push(e.schema_version as i16);
+                cols.payload.push(e.payload.clone());
+                cols.trace_id
+                    .push(e.trace_id.as_ref().map(|t| t.as_str().to_owned()));
+                cols.causation_id.push(e.causation_id.map(|c| c.as_uuid()));
+                cols.correlation_id
+                    .push(e.correlation_id.map(|c| c.as_uuid()));
+            }
+        }
+    }
+    (cols, Utc::now().trunc_subsecs(6))
+}
+
+/// Each append's answer: its plan's, or the seqs and positions its rows were given.
+fn answers(
+    batch: &[AppendRequest],
+    plans: Vec<Plan>,
+    positions: &HashMap<Uuid, i64>,
+) -> Vec<Result<AppendOutcome, StoreError>> {
+    batch
+        .iter()
+        .zip(plans)
+        .map(|(r, p)| match p {
+            Plan::Answer(a) => a,
+            Plan::Insert { first_seq } => {
+                let mut out = Vec::with_capacity(r.events.len());
+                for (i, e) in r.events.iter().enumerate() {
+                    let pos = positions.get(&e.event_id.as_uuid()).ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "insert returned no position for {}",
+                            e.event_id
+                        ))
+                    })?;
+                    out.push((
+                        Seq::new(first_seq.get() + i as u64),
+                        GlobalPosition::new(*pos as u64),
+                    ));
+                }
+                Ok(AppendOutcome {
+                    call_id: r.call_id,
+                    positions: out,
+                    deduplicated: false,
+                })
+            }
+        })
+        .collect()
 }
 
 /// The last event of each call in the batch, and where any of the batch's event ids are

@@ -97,6 +97,7 @@ conformance!(
         wakeups_follow_commits,
         concurrent_writers_and_a_tailing_consumer,
         read_all_on_the_writing_node_is_the_logs,
+        one_call_written_from_two_nodes,
     ],
     directory: [
         tenants_create_count_list_and_refuse_duplicates,
