@@ -108,15 +108,20 @@ pub(crate) fn warm_up() {
     LazyLock::force(&MATCHER);
 }
 
-/// Cue matches in `text` that sit on word boundaries, as (byte start, byte end, cue).
+/// Cue matches in `text` that sit on word boundaries and that `accept` maps to a value, as
+/// those values, in order.
 ///
 /// A placeholder (`placeholders`: sorted, non-overlapping byte ranges) is no boundary either:
 /// it stands for a value that was glued to the cue ("4155550132debit card" became
 /// "[PHONE]debit card"), and the second pass must find the cues the first one did.
-pub(crate) fn find(
+///
+/// `accept` gets each match as (byte start, byte end, cue) and refuses it with `None` (the
+/// caller's own checks: the match lies over an e-mail address, or is glued to a token).
+pub(crate) fn find<T>(
     text: &str,
     placeholders: &[(usize, usize)],
-    out: &mut Vec<(usize, usize, Cue)>,
+    mut accept: impl FnMut(usize, usize, Cue) -> Option<T>,
+    out: &mut Vec<T>,
 ) {
     let is_word = |c: char| c.is_alphanumeric();
     let placeholder_ends_at =
@@ -129,13 +134,17 @@ pub(crate) fn find(
             || placeholder_ends_at(m.start()));
         let after_ok = !(text[m.end()..].chars().next().is_some_and(is_word)
             || placeholder_starts_at(m.end()));
-        if before_ok && after_ok {
-            out.push((m.start(), m.end(), CUES[m.pattern().as_usize()].1));
+        let accepted = (before_ok && after_ok)
+            .then(|| accept(m.start(), m.end(), CUES[m.pattern().as_usize()].1))
+            .flatten();
+        if let Some(value) = accepted {
+            out.push(value);
             pos = m.end();
         } else {
-            // A match that fails its boundary check ("phone number" inside "comphone
-            // number") must not hide a shorter cue inside it ("number"): resume right after
-            // its first character instead of after the whole match.
+            // A refused match ("phone number" inside "comphone number", or whose "phone"
+            // ends an e-mail address) must not hide a shorter cue inside it ("number"):
+            // resume right after its first character instead of after the whole match. The
+            // second pass, where the address is a placeholder, finds that shorter cue too.
             pos = m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8);
         }
     }
@@ -148,16 +157,24 @@ mod tests {
     #[test]
     fn longest_cue_wins_and_boundaries_are_respected() {
         let mut out = Vec::new();
+        let all = |s, e, c| Some((s, e, c));
         find(
             "my Social Security Number is … phones cardinal card",
             &[],
+            all,
             &mut out,
         );
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].2, Cue::Ssn);
         assert_eq!(out[1].2, Cue::Card);
         out.clear();
-        find("x@gmail.comphone number is", &[], &mut out);
+        find("x@gmail.comphone number is", &[], all, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].2, Cue::Generic);
+        // Refused by the caller, a match gives way to the shorter cue inside it.
+        out.clear();
+        let not_phone = |s, e, c| (c != Cue::Phone).then_some((s, e, c));
+        find("my phone number is", &[], not_phone, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].2, Cue::Generic);
     }

@@ -363,25 +363,25 @@ fn spoken_emails(text: &str, tokens: &mut [Token], hits: &mut Vec<Hit>) {
 /// Each cue by the index of its last token, so the scan can open it right after.
 ///
 /// A cue glued to a neighbouring token ("phone4155550132") is not one: the same text with
-/// the number replaced ("phone[PHONE]") must read the same on a second pass.
+/// the number replaced ("phone[PHONE]") must read the same on a second pass. Nor is one over
+/// a token that is not a word ("phone number" whose "phone" ends an e-mail address); a
+/// shorter cue inside a refused one ("number") still counts, as it does on the second pass.
 fn cues(text: &str, tokens: &[Token], placeholders: &[(usize, usize)]) -> Vec<(usize, Cue)> {
-    let mut matches = Vec::new();
-    cue::find(text, placeholders, &mut matches);
     let glued = |a: usize, b: usize| tokens[a].end == tokens[b].start;
-    matches
-        .into_iter()
-        .filter_map(|(start, end, cue)| {
-            let first = tokens.partition_point(|t| t.end <= start);
-            let last = tokens.partition_point(|t| t.start < end).checked_sub(1)?;
-            let free = first <= last
-                && tokens[first..=last]
-                    .iter()
-                    .all(|t| matches!(t.class, Class::Word(_)))
-                && (first == 0 || !glued(first - 1, first))
-                && (last + 1 == tokens.len() || !glued(last, last + 1));
-            free.then_some((last, cue))
-        })
-        .collect()
+    let free = |start: usize, end: usize, cue: Cue| {
+        let first = tokens.partition_point(|t| t.end <= start);
+        let last = tokens.partition_point(|t| t.start < end).checked_sub(1)?;
+        let free = first <= last
+            && tokens[first..=last]
+                .iter()
+                .all(|t| matches!(t.class, Class::Word(_)))
+            && (first == 0 || !glued(first - 1, first))
+            && (last + 1 == tokens.len() || !glued(last, last + 1));
+        free.then_some((last, cue))
+    };
+    let mut found = Vec::new();
+    cue::find(text, placeholders, free, &mut found);
+    found
 }
 
 /// One left-to-right walk over a segment's tokens: cues open and expire, dates of birth

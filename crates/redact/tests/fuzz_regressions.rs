@@ -128,3 +128,22 @@ fn a_written_email_ending_inside_a_word_takes_the_word() {
         "mail [EMAIL] now"
     );
 }
+
+/// "phone number" whose "phone" ends an e-mail address is no cue, but the "number" inside it
+/// still is. The first pass dropped the whole match and with it "number", so "1985" stayed;
+/// on the second pass the address was a placeholder, "number" was a cue and "1985" became
+/// `[NUMBER]`. As the fuzzer found it: the default policy.
+#[test]
+fn a_cue_half_inside_an_email_address_leaves_the_cue_after_it() {
+    let r = Redactor::new(Policy::default()).unwrap();
+    let text = assert_idempotent(
+        &r,
+        "\0GB82 WESTtw;o 1234 5698 76 on 03/11111111111111111and john.smiLh@gmail.phone number/1985",
+    );
+    assert_eq!(
+        text,
+        "\0GB82 WESTtw;[PHONE] on 03/[CARD]and [EMAIL] number/[NUMBER]"
+    );
+    let text = assert_idempotent(&r, "write to ann@mail.phone number 4471");
+    assert_eq!(text, "write to [EMAIL] number [NUMBER]");
+}
