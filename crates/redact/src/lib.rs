@@ -40,7 +40,11 @@
 //!   segment validation requires.
 //! - **Idempotent.** Redacting redacted text changes nothing and reports nothing:
 //!   placeholders of the policy are recognised and left alone, and a placeholder consumes a
-//!   pending cue exactly as the value it replaced did.
+//!   pending cue exactly as the value it replaced did. Replacing a value can still change how
+//!   its neighbours read (`14/13/12/1985` is no written date, `14/13/12/[DOB]` is), so
+//!   [`Redactor::redact`] returns a fixed point: it redacts its own output again until a
+//!   pass finds nothing, and reports every placeholder it inserted on the way.
+//!   ([`Redactor::redact_next`] runs one pass: its context belongs to the original segment.)
 //!
 //! # What counts as a digit run
 //!

@@ -147,3 +147,24 @@ fn a_cue_half_inside_an_email_address_leaves_the_cue_after_it() {
     let text = assert_idempotent(&r, "write to ann@mail.phone number 4471");
     assert_eq!(text, "write to [EMAIL] number [NUMBER]");
 }
+
+/// `14/13/12/1985` after "born": the written-date pattern's first match, `14/13/12`, goes on
+/// with `/1985` and is no date, so the first pass redacted only the year; on the second,
+/// `14/13/12/[DOB]` ended at the placeholder and was a date of birth. A rule for this case
+/// would have been the sixth of its kind (this file), so `redact` now runs passes until one
+/// finds nothing: the first pass's output is redacted again before it is returned. As the
+/// fuzzer found it: the default policy.
+#[test]
+fn a_value_revealed_by_a_replacement_is_redacted_in_the_same_call() {
+    let r = Redactor::new(Policy::default()).unwrap();
+    let text = assert_idempotent(&r, "no n14/198} on&03/born on14/13/12/1985");
+    assert_eq!(text, "no n14/198} on&03/born on[DOB]/[DOB]");
+    let out = r.redact("born 14/13/12/1985 thanks");
+    assert_eq!(out.text, "born [DOB]/[DOB] thanks");
+    let spans: Vec<_> = out
+        .redactions
+        .iter()
+        .map(|x| (x.kind, x.start, x.end))
+        .collect();
+    assert_eq!(spans, [(PiiKind::Dob, 5, 10), (PiiKind::Dob, 11, 16)]);
+}
