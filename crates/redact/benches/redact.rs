@@ -6,7 +6,9 @@
 //!
 //! For the default and the strict policy: every utterance's `human_transcript` is redacted
 //! with `redact_next`, starting from the speaker context it would have at that point of
-//! its call (so continuations and pre-emptive redactions are on the measured path). Each
+//! its call (so continuations and pre-emptive redactions are on the measured path); the
+//! rows marked "alone" time `redact` on the same text with no context (the path of interim
+//! hypotheses, which returns a fixed point: a second pass when the first found a value). Each
 //! segment is timed on its own: `ROUNDS` rounds of `BATCH` calls, the segment's time being
 //! the median round's mean per call (batching keeps the clock's own cost out). The table
 //! gives p50 / p99 / max over the 302 segments, in microseconds. Criterion then reports the
@@ -83,7 +85,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-fn per_segment_micros(r: &Redactor, cases: &[(SpeakerContext, String)]) -> Vec<f64> {
+/// Each case's time in µs, sorted: `alone` times `redact` (no context: an interim
+/// hypothesis, a typed note), otherwise `redact_next` from the case's context.
+fn per_segment_micros(r: &Redactor, cases: &[(SpeakerContext, String)], alone: bool) -> Vec<f64> {
     let mut times: Vec<f64> = cases
         .iter()
         .map(|(ctx, text)| {
@@ -91,8 +95,12 @@ fn per_segment_micros(r: &Redactor, cases: &[(SpeakerContext, String)]) -> Vec<f
                 .map(|_| {
                     let start = Instant::now();
                     for _ in 0..BATCH {
-                        let mut c = ctx.clone();
-                        black_box(r.redact_next(&mut c, black_box(text)));
+                        if alone {
+                            black_box(r.redact(black_box(text)));
+                        } else {
+                            let mut c = ctx.clone();
+                            black_box(r.redact_next(&mut c, black_box(text)));
+                        }
                     }
                     start.elapsed().as_secs_f64() * 1e6 / f64::from(BATCH)
                 })
@@ -119,8 +127,8 @@ fn main() {
         "\nper-segment redaction time, {} Harper Valley segments (µs)\n",
         segments.len()
     );
-    println!("| policy    |   p50 |   p99 |   max |");
-    println!("|-----------|------:|------:|------:|");
+    println!("| policy           |   p50 |   p99 |   max |");
+    println!("|------------------|------:|------:|------:|");
     let mut prepared = Vec::new();
     for (name, policy) in &policies {
         let r = Redactor::new(policy.clone()).expect("valid policy");
@@ -129,17 +137,24 @@ fn main() {
         for (ctx, text) in &cases {
             black_box(r.redact_next(&mut ctx.clone(), text));
         }
-        let t = per_segment_micros(&r, &cases);
-        let (p50, p99, max) = (percentile(&t, 50.0), percentile(&t, 99.0), t[t.len() - 1]);
-        println!("| {name:<9} | {p50:>5.2} | {p99:>5.2} | {max:>5.2} |");
-        if std::env::var("BENCH_JSON").is_ok_and(|v| v == "1") {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "bench": "redact", "what": name, "segments": t.len(),
-                    "p50_us": p50, "p99_us": p99, "max_us": max,
-                })
-            );
+        for alone in [false, true] {
+            let t = per_segment_micros(&r, &cases, alone);
+            let (p50, p99, max) = (percentile(&t, 50.0), percentile(&t, 99.0), t[t.len() - 1]);
+            let what = if alone {
+                format!("{name}, alone")
+            } else {
+                (*name).to_owned()
+            };
+            println!("| {what:<16} | {p50:>5.2} | {p99:>5.2} | {max:>5.2} |");
+            if std::env::var("BENCH_JSON").is_ok_and(|v| v == "1") {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "bench": "redact", "what": what, "segments": t.len(),
+                        "p50_us": p50, "p99_us": p99, "max_us": max,
+                    })
+                );
+            }
         }
         prepared.push((name, r, cases));
     }
