@@ -6,8 +6,8 @@
 Each section's extractor reads that section's raw outputs (the benchmarks' own JSON) and
 returns figures, each the median of its runs. The figures of the sections given replace
 those sections' figures in bench/results.json (the others are kept from earlier reports, with
-their own date and commit), and the table between the markers in docs/benchmarks.md is
-rewritten from that file. Standard library only: it runs wherever python3 does.
+their own date and commit, and so are a section's figures for configurations this report did
+not run), and the table between the markers in docs/benchmarks.md is rewritten from that file. Standard library only: it runs wherever python3 does.
 """
 
 import argparse
@@ -361,8 +361,15 @@ def main():
         for f in new:
             f.update(stamp)
             f["machine"] += steal(args.run_dir, name)
-        results = [f for f in results if f["section"] != name] + new
-        print(f"report: {name}: {len(new)} figures", file=sys.stderr)
+        # A section run with fewer configurations than before (`ASSIST_VARIANTS=off
+        # provider-3s-h2`) keeps the figures of the configurations it did not measure, with
+        # their own date and commit, rather than dropping them from the table.
+        measured = {f["config"] for f in new}
+        kept = [f for f in results if f["section"] == name and f["config"] not in measured]
+        results = [f for f in results if f["section"] != name] + new + kept
+        print(f"report: {name}: {len(new)} figures"
+              + (f", {len(kept)} kept from an earlier report (configurations not run)"
+                 if kept else ""), file=sys.stderr)
 
     with open(RESULTS, "w", encoding="utf-8") as f:
         json.dump({"figures": results}, f, indent=1, ensure_ascii=False)
