@@ -7,7 +7,8 @@ Each section's extractor reads that section's raw outputs (the benchmarks' own J
 returns figures, each the median of its runs. The figures of the sections given replace
 those sections' figures in bench/results.json (the others are kept from earlier reports, with
 their own date and commit, and so are a section's figures for configurations this report did
-not run), and the table between the markers in docs/benchmarks.md is rewritten from that file. Standard library only: it runs wherever python3 does.
+not run), and the table between the markers in docs/benchmarks.md is rewritten from that
+file. Standard library only: it runs wherever python3 does.
 """
 
 import argparse
