@@ -63,8 +63,14 @@ const ASSIST_NAMESPACE: Uuid = Uuid::from_u128(0x1c5e_7a0b_4f62_4d1e_9a83_5b27_e
 const PAGE: usize = 1_000;
 /// Jobs in flight before the worker stops reading the log until some finish.
 const MAX_JOBS: usize = 4_096;
-/// The shortest interval between two reads of the log.
+/// The shortest interval between two reads of the log, where each read is a query.
 const READ_EVERY: Duration = Duration::from_millis(50);
+/// The same inside `serve` on Postgres, where the worker reads the events its own node has
+/// just committed from memory (`store::recent`): reading every few ms costs no query, and
+/// spreads the worker's work (a job started or cancelled per customer turn) over time
+/// instead of doing 50 ms of it at once, in a burst that the alerts of that moment queue
+/// behind (docs/benchmarks.md, "The worker's reads spread out").
+const READ_EVERY_FROM_MEMORY: Duration = Duration::from_millis(5);
 /// How often the checkpoint is saved while jobs are in flight.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
@@ -184,6 +190,8 @@ pub struct Worker {
     /// The state of each call the worker follows, folded from the events it reads, so a job
     /// does not re-read its call from the store.
     states: std::sync::Mutex<HashMap<CallId, Tracked>>,
+    /// The shortest interval between two reads of the log.
+    read_every: Duration,
 }
 
 struct Tracked {
@@ -249,6 +257,12 @@ impl Worker {
             background: background::Background::new(config.priority)?,
             permits: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent.max(1))),
             states: std::sync::Mutex::new(HashMap::new()),
+            // In-process (with the hub) on Postgres, the log's newest events are in memory.
+            read_every: if hub.is_some() && store.backend() == "postgres" {
+                READ_EVERY_FROM_MEMORY
+            } else {
+                READ_EVERY
+            },
             store,
             pipeline,
             generator,
@@ -311,13 +325,13 @@ impl Worker {
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut saved_at = Instant::now();
         let now = tokio::time::Instant::now();
-        let mut read_at = now.checked_sub(READ_EVERY).unwrap_or(now);
+        let mut read_at = now.checked_sub(self.read_every).unwrap_or(now);
         let mut dirty = true;
         loop {
-            // Wake-ups come with every append; reading the log once per READ_EVERY at most
+            // Wake-ups come with every append; reading the log once per `read_every` at most
             // costs the database one query instead of hundreds a second, and costs the
             // suggestions nothing: their debounce counts from the trigger's commit time.
-            if dirty && read_at.elapsed() >= READ_EVERY {
+            if dirty && read_at.elapsed() >= self.read_every {
                 read_at = tokio::time::Instant::now();
                 dirty = false;
                 // The read below covers every wake-up so far.
@@ -369,7 +383,7 @@ impl Worker {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = wake.recv() => dirty = true,
-                _ = tokio::time::sleep_until(read_at + READ_EVERY), if dirty => {}
+                _ = tokio::time::sleep_until(read_at + self.read_every), if dirty => {}
                 _ = poll.tick() => {
                     dirty = true;
                     self.states
