@@ -329,8 +329,9 @@ impl Worker {
         let mut dirty = true;
         loop {
             // Wake-ups come with every append; reading the log once per `read_every` at most
-            // costs the database one query instead of hundreds a second, and costs the
-            // suggestions nothing: their debounce counts from the trigger's commit time.
+            // (see `READ_EVERY` and `READ_EVERY_FROM_MEMORY`) costs at most one query per
+            // interval instead of hundreds a second, and costs the suggestions nothing:
+            // their debounce counts from the trigger's commit time.
             if dirty && read_at.elapsed() >= self.read_every {
                 read_at = tokio::time::Instant::now();
                 dirty = false;
