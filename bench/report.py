@@ -164,8 +164,6 @@ def assist(run_dir, args):
         ("provider-3s", "3 s provider", 'LLM_DELAY_MS=3000 SERVER_ARGS="--assist-max-concurrent 1024" '),
         ("provider-3s-h2", "3 s provider over HTTP/2",
          'LLM_DELAY_MS=3000 LLM_HTTP=2 SERVER_ARGS="--assist-max-concurrent 1024" '),
-        ("provider-3s-nice", "3 s provider, fake at nice 10 instead of SCHED_IDLE",
-         'LLM_DELAY_MS=3000 LLM_SCHED=normal SERVER_ARGS="--assist-max-concurrent 1024" '),
     )
     for st in ("sqlite", "postgres"):
         p99 = {}

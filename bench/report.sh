@@ -16,8 +16,7 @@
 #
 # Environment: RUNS (3), DURATION (60: seconds of each load run), ASSIST_VARIANTS (`off
 # offline provider-3s provider-3s-h2 instant`: the assist section's servers; `-h2` speaks
-# HTTP/2 to the provider, as the server does over TLS with a hosted one; the fake provider
-# runs under SCHED_IDLE, and `provider-3s-nice` is the HTTP/1.1 one with it at nice 10 only), DATABASE_URL (Postgres for
+# HTTP/2 to the provider, as the server does over TLS with a hosted one), DATABASE_URL (Postgres for
 # the store benchmark; postgres://postgres@127.0.0.1:5432/postgres), PGHOST/PGPORT/PGUSER
 # (the load scripts' Postgres), SKIP_BUILD=1. Run it on an otherwise idle machine: the load
 # tool, the server, Postgres and the fake provider share its cores.
@@ -97,10 +96,6 @@ for r in $(seq 1 "$runs"); do
                         DURATION="$duration" apps/loadgen/run-bench.sh "$store" 500 -- --json ;;
                     provider-3s) run "assist.$store.provider-3s.$r" env SPEAKER=alternate \
                         DURATION="$duration" LLM_DELAY_MS=3000 \
-                        SERVER_ARGS="--assist-max-concurrent 1024" \
-                        apps/loadgen/run-bench.sh "$store" 500 -- --json ;;
-                    provider-3s-nice) run "assist.$store.provider-3s-nice.$r" env SPEAKER=alternate \
-                        DURATION="$duration" LLM_DELAY_MS=3000 LLM_SCHED=normal \
                         SERVER_ARGS="--assist-max-concurrent 1024" \
                         apps/loadgen/run-bench.sh "$store" 500 -- --json ;;
                     provider-3s-h2) run "assist.$store.provider-3s-h2.$r" env SPEAKER=alternate \

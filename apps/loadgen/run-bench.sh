@@ -19,9 +19,9 @@
 # `--llm-base-url http://127.0.0.1:$LLM_PORT/v1 --llm-model fake-3s`, and runs earshot-load
 # with --measure-suggestions (segment → first suggestion token, segment → suggestion posted)
 # and --suggestion-wait SUGGESTION_WAIT (LLM_DELAY_MS in whole seconds + 7). LLM_TOKENS (20)
-# and LLM_TOKEN_INTERVAL_MS (20) shape the fake's streamed answers; it stands for a remote
-# service, so it yields the CPU to the server: it runs under SCHED_IDLE (LLM_SCHED, idle;
-# normal for the default policy) at nice LLM_NICE (10), and LLM_HTTP=2 has the
+# and LLM_TOKEN_INTERVAL_MS (20) shape the fake's streamed answers; LLM_NICE (10) is its
+# scheduling priority (it stands for a remote service, so it yields the CPU to the server),
+# LLM_SCHED=idle (default normal) runs it under SCHED_IDLE as well, and LLM_HTTP=2 has the
 # server speak HTTP/2 to it without TLS (--llm-http2-prior-knowledge; default 1.1), as it
 # does over TLS with a hosted provider. For example:
 #
@@ -95,18 +95,11 @@ server_args=(serve --listen "127.0.0.1:$port")
 load_args=(--speaker "${SPEAKER:-agent}")
 if [[ -n ${LLM_DELAY_MS:-} ]]; then
     llm_port=${LLM_PORT:-18090}
-    # The provider stands for a remote service, whose CPU is not the server's: under
-    # SCHED_IDLE it only takes what the server, Postgres and the load tool leave (a raised
-    # nice value alone still lets it run out its slice before a waking server thread gets the
-    # core). LLM_SCHED=normal keeps the default policy, at nice LLM_NICE (10; 0 to compete on
-    # equal terms). What it cannot take off the server: on loopback the sender runs the
-    # receiver's TCP processing, so the fake's side of every connection is still charged here.
+    # The provider stands for a remote service: at a lower priority it takes only the CPU the
+    # server and the load tool leave (LLM_NICE, 10; 0 to compete on equal terms).
+    # LLM_SCHED=idle runs it under SCHED_IDLE as well: it then only takes what they leave.
     llm_sched=()
-    case ${LLM_SCHED:-idle} in
-        idle) llm_sched=(chrt --idle 0) ;;
-        normal) ;;
-        *) echo "run-bench: LLM_SCHED must be idle or normal, not $LLM_SCHED" >&2; exit 64 ;;
-    esac
+    [[ ${LLM_SCHED:-normal} == idle ]] && llm_sched=(chrt --idle 0)
     "${llm_sched[@]}" nice -n "${LLM_NICE:-10}" "$target/release/earshot-load" fake-llm --listen "127.0.0.1:$llm_port" \
         --delay-ms "$LLM_DELAY_MS" --tokens "${LLM_TOKENS:-20}" \
         --token-interval-ms "${LLM_TOKEN_INTERVAL_MS:-20}" 2>"$work/fake-llm.log" &
@@ -120,8 +113,7 @@ if [[ -n ${LLM_DELAY_MS:-} ]]; then
         fi
         sleep 0.1
     done
-    echo "run-bench: fake LLM (pid $llm_pid) on port $llm_port, answering after $LLM_DELAY_MS ms" \
-        "(scheduling: ${LLM_SCHED:-idle}, nice ${LLM_NICE:-10})" >&2
+    echo "run-bench: fake LLM (pid $llm_pid) on port $llm_port, answering after $LLM_DELAY_MS ms" >&2
     server_args+=(--llm-base-url "http://127.0.0.1:$llm_port/v1" --llm-model fake-3s)
     [[ ${LLM_HTTP:-1.1} == 2 ]] && server_args+=(--llm-http2-prior-knowledge)
     load_args+=(--measure-suggestions
