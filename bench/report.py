@@ -164,6 +164,8 @@ def assist(run_dir, args):
         ("provider-3s", "3 s provider", 'LLM_DELAY_MS=3000 SERVER_ARGS="--assist-max-concurrent 1024" '),
         ("provider-3s-h2", "3 s provider over HTTP/2",
          'LLM_DELAY_MS=3000 LLM_HTTP=2 SERVER_ARGS="--assist-max-concurrent 1024" '),
+        ("provider-3s-tls", "3 s provider over HTTPS (ALPN chose HTTP/2), as hosted ones",
+         'LLM_DELAY_MS=3000 LLM_TLS=1 SERVER_ARGS="--assist-max-concurrent 1024" '),
     )
     for st in ("sqlite", "postgres"):
         p99 = {}

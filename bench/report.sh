@@ -15,8 +15,9 @@
 # (10,000 subscribers on one call), pgbench (the store's append against pgbench's inserts).
 #
 # Environment: RUNS (3), DURATION (60: seconds of each load run), ASSIST_VARIANTS (`off
-# offline provider-3s provider-3s-h2 instant`: the assist section's servers; `-h2` speaks
-# HTTP/2 to the provider, as the server does over TLS with a hosted one), DATABASE_URL (Postgres for
+# offline provider-3s provider-3s-h2 provider-3s-tls instant`: the assist section's servers;
+# `provider-3s` speaks plain HTTP/1.1 to the provider, `-h2` HTTP/2 without TLS, `-tls` HTTPS
+# with ALPN choosing HTTP/2, as with a hosted provider), DATABASE_URL (Postgres for
 # the store benchmark; postgres://postgres@127.0.0.1:5432/postgres), PGHOST/PGPORT/PGUSER
 # (the load scripts' Postgres), SKIP_BUILD=1, STEAL_MAX (2: the share of the machine's CPU,
 # in %, that the hypervisor may take from a run before it is run again), STEAL_RETRIES (2),
@@ -28,7 +29,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 runs=${RUNS:-3}
 duration=${DURATION:-60}
-assist_variants=${ASSIST_VARIANTS:-off offline provider-3s provider-3s-h2 instant}
+assist_variants=${ASSIST_VARIANTS:-off offline provider-3s provider-3s-h2 provider-3s-tls instant}
 steal_max=${STEAL_MAX:-2}
 steal_retries=${STEAL_RETRIES:-2}
 steal_pause=${STEAL_PAUSE:-30}
@@ -124,6 +125,10 @@ for r in $(seq 1 "$runs"); do
                         apps/loadgen/run-bench.sh "$store" 500 -- --json ;;
                     provider-3s-h2) run "assist.$store.provider-3s-h2.$r" env SPEAKER=alternate \
                         DURATION="$duration" LLM_DELAY_MS=3000 LLM_HTTP=2 \
+                        SERVER_ARGS="--assist-max-concurrent 1024" \
+                        apps/loadgen/run-bench.sh "$store" 500 -- --json ;;
+                    provider-3s-tls) run "assist.$store.provider-3s-tls.$r" env SPEAKER=alternate \
+                        DURATION="$duration" LLM_DELAY_MS=3000 LLM_TLS=1 \
                         SERVER_ARGS="--assist-max-concurrent 1024" \
                         apps/loadgen/run-bench.sh "$store" 500 -- --json ;;
                     instant) if [[ $store == sqlite ]]; then

@@ -23,7 +23,10 @@
 # scheduling priority (it stands for a remote service, so it yields the CPU to the server),
 # LLM_SCHED=idle (default normal) runs it under SCHED_IDLE as well, and LLM_HTTP=2 has the
 # server speak HTTP/2 to it without TLS (--llm-http2-prior-knowledge; default 1.1), as it
-# does over TLS with a hosted provider. For example:
+# does over TLS with a hosted provider. LLM_TLS=1 serves the fake over HTTPS instead, as
+# hosted providers are, offering h2 and http/1.1 by ALPN (fake-llm --tls-cert-out, the server
+# given --llm-ca-cert for its self-signed certificate); the client then chooses h2 itself.
+# For example:
 #
 #   LLM_DELAY_MS=3000 SPEAKER=customer apps/loadgen/run-bench.sh sqlite 100
 # Exit status: earshot-load's (2 when anything was lost, duplicated or refused).
@@ -100,9 +103,13 @@ if [[ -n ${LLM_DELAY_MS:-} ]]; then
     # LLM_SCHED=idle runs it under SCHED_IDLE as well: it then only takes what they leave.
     llm_sched=()
     [[ ${LLM_SCHED:-normal} == idle ]] && llm_sched=(chrt --idle 0)
+    llm_scheme=http llm_tls=()
+    if [[ ${LLM_TLS:-0} == 1 ]]; then
+        llm_scheme=https llm_tls=(--tls-cert-out "$work/fake-llm.pem")
+    fi
     "${llm_sched[@]}" nice -n "${LLM_NICE:-10}" "$target/release/earshot-load" fake-llm --listen "127.0.0.1:$llm_port" \
         --delay-ms "$LLM_DELAY_MS" --tokens "${LLM_TOKENS:-20}" \
-        --token-interval-ms "${LLM_TOKEN_INTERVAL_MS:-20}" 2>"$work/fake-llm.log" &
+        --token-interval-ms "${LLM_TOKEN_INTERVAL_MS:-20}" "${llm_tls[@]}" 2>"$work/fake-llm.log" &
     llm_pid=$!
     for _ in $(seq 1 100); do
         grep -q 'listening on' "$work/fake-llm.log" && break
@@ -114,7 +121,8 @@ if [[ -n ${LLM_DELAY_MS:-} ]]; then
         sleep 0.1
     done
     echo "run-bench: fake LLM (pid $llm_pid) on port $llm_port, answering after $LLM_DELAY_MS ms" >&2
-    server_args+=(--llm-base-url "http://127.0.0.1:$llm_port/v1" --llm-model fake-3s)
+    server_args+=(--llm-base-url "$llm_scheme://127.0.0.1:$llm_port/v1" --llm-model fake-3s)
+    [[ $llm_scheme == https ]] && server_args+=(--llm-ca-cert "$work/fake-llm.pem")
     [[ ${LLM_HTTP:-1.1} == 2 ]] && server_args+=(--llm-http2-prior-knowledge)
     load_args+=(--measure-suggestions
         --suggestion-wait "${SUGGESTION_WAIT:-$(( (LLM_DELAY_MS + 999) / 1000 + 7 ))}")

@@ -158,6 +158,11 @@ pub struct AssistSettings {
     #[arg(long, env = "EARSHOT_LLM_HTTP2_PRIOR_KNOWLEDGE")]
     pub llm_http2_prior_knowledge: bool,
 
+    /// A PEM file of certificates to trust beside the system's, for an `https://` provider
+    /// whose certificate an internal CA signed, or that signed its own.
+    #[arg(long, env = "EARSHOT_LLM_CA_CERT", value_name = "PEM_FILE")]
+    pub llm_ca_cert: Option<std::path::PathBuf>,
+
     /// Milliseconds a customer segment waits for the next one before a reply is suggested.
     #[arg(long, env = "EARSHOT_ASSIST_DEBOUNCE_MS", default_value_t = 300)]
     pub assist_debounce_ms: u64,
@@ -216,8 +221,9 @@ impl AssistSettings {
             .map(str::trim)
             .filter(|u| !u.is_empty())
         else {
-            if self.llm_model.is_some() || self.llm_api_key.is_some() {
-                anyhow::bail!("--llm-model and --llm-api-key need --llm-base-url");
+            if self.llm_model.is_some() || self.llm_api_key.is_some() || self.llm_ca_cert.is_some()
+            {
+                anyhow::bail!("--llm-model, --llm-api-key and --llm-ca-cert need --llm-base-url");
             }
             return Ok(None);
         };
@@ -240,6 +246,11 @@ impl AssistSettings {
         config.first_byte_timeout =
             std::time::Duration::from_secs(self.llm_first_byte_timeout_secs);
         config.http2_prior_knowledge = self.llm_http2_prior_knowledge;
+        if let Some(path) = &self.llm_ca_cert {
+            let pem = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("--llm-ca-cert {}: {e}", path.display()))?;
+            config.ca_certs_pem = Some(pem);
+        }
         // Checked now, so a bad URL or header stops the start instead of every request.
         llm::OpenAiCompatible::new(config.clone())
             .map_err(|e| anyhow::anyhow!("the LLM provider: {e}"))?;

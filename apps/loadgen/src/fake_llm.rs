@@ -15,9 +15,14 @@
 //!
 //! Requests are served concurrently (nothing is locked across the delay). On Ctrl-C or
 //! SIGTERM a one-line count of the requests goes to stderr.
+//!
+//! Plain HTTP by default (HTTP/1.1, or HTTP/2 with prior knowledge). With `--tls-cert-out`
+//! it serves HTTPS the way hosted providers do, offering `h2` and `http/1.1` by ALPN, with a
+//! self-signed certificate made at start (rcgen) and written out for the client to trust.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,11 +41,14 @@ use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
 
 /// The options of `earshot-load fake-llm`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Options {
-    /// Address to listen on; the base URL to give the server is `http://<this>/v1`.
+    /// Address to listen on; the base URL to give the server is `http://<this>/v1`
+    /// (`https://` with `--tls-cert-out`).
     #[arg(long, default_value = "127.0.0.1:18090")]
     pub listen: SocketAddr,
     /// Milliseconds before the first byte of every answer.
@@ -56,6 +64,29 @@ pub struct Options {
     /// request over one connection; the ones above this wait for a stream to end).
     #[arg(long, default_value_t = 4096)]
     pub h2_max_streams: u32,
+    /// Serve HTTPS, offering HTTP/2 and HTTP/1.1 by ALPN as hosted providers do, with a
+    /// certificate for 127.0.0.1 and localhost made at start and written (PEM) to this file
+    /// for the client to trust (`earshot serve --llm-ca-cert FILE`).
+    #[arg(long, value_name = "PEM_FILE")]
+    pub tls_cert_out: Option<PathBuf>,
+}
+
+/// A TLS acceptor with a new self-signed certificate for 127.0.0.1 and localhost, offering
+/// `h2` then `http/1.1`; the certificate is returned as PEM.
+pub fn self_signed_tls() -> anyhow::Result<(TlsAcceptor, String)> {
+    let issued =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .context("making a self-signed certificate")?;
+    let key = rustls::pki_types::PrivateKeyDer::try_from(issued.signing_key.serialize_der())
+        .map_err(|e| anyhow::anyhow!("the certificate's key: {e}"))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(vec![issued.cert.der().clone()], key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok((TlsAcceptor::from(Arc::new(config)), issued.cert.pem()))
 }
 
 /// The plain-text answer (a suggested reply).
@@ -174,9 +205,15 @@ pub fn router(options: &Options, counters: Arc<Counters>) -> Router {
 }
 
 /// Serves the fake provider on `listener` until the process is stopped: HTTP/1.1, and
-/// HTTP/2 without TLS (h2c, prior knowledge) with `--h2-max-streams` streams a connection.
+/// HTTP/2 without TLS (h2c, prior knowledge) with `--h2-max-streams` streams a connection;
+/// over TLS when given an acceptor (the protocol is then the one ALPN chose).
 /// hyper-util's auto builder rather than `axum::serve`, which leaves hyper's limit (200).
-pub async fn serve(listener: TcpListener, options: &Options, counters: Arc<Counters>) {
+pub async fn serve(
+    listener: TcpListener,
+    options: &Options,
+    counters: Arc<Counters>,
+    tls: Option<TlsAcceptor>,
+) {
     let app = router(options, counters);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -194,9 +231,21 @@ pub async fn serve(listener: TcpListener, options: &Options, counters: Arc<Count
         let _ = tcp.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         let builder = builder.clone();
+        let tls = tls.clone();
+        // A connection the client dropped (or a failed handshake) is not the fake's error.
         tokio::spawn(async move {
-            // A connection the client dropped is not the fake's error.
-            let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+            match tls {
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+                }
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(tcp).await {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                }
+            }
         });
     }
 }
@@ -207,13 +256,23 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", options.listen))?;
     let addr = listener.local_addr()?;
+    let tls = match &options.tls_cert_out {
+        None => None,
+        Some(path) => {
+            let (acceptor, pem) = self_signed_tls()?;
+            std::fs::write(path, pem)
+                .with_context(|| format!("writing the certificate to {}", path.display()))?;
+            Some(acceptor)
+        }
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!(
-        "fake-llm: listening on http://{addr}/v1 (delay {} ms, {} tokens every {} ms)",
+        "fake-llm: listening on {scheme}://{addr}/v1 (delay {} ms, {} tokens every {} ms)",
         options.delay_ms, options.tokens, options.token_interval_ms
     );
     let counters = Arc::new(Counters::default());
     tokio::select! {
-        () = serve(listener, &options, counters.clone()) => {}
+        () = serve(listener, &options, counters.clone(), tls) => {}
         () = shutdown_signal() => {}
     }
     eprintln!("{}", counters.summary());
@@ -394,11 +453,52 @@ mod tests {
             tokens,
             token_interval_ms: 1,
             h2_max_streams: 4096,
+            tls_cert_out: None,
         };
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
-        tokio::spawn(async move { serve(listener, &options, c).await });
+        tokio::spawn(async move { serve(listener, &options, c, None).await });
         (base, counters)
+    }
+
+    /// Over TLS a client offering HTTP/2 by ALPN (reqwest's default) gets it, and the
+    /// certificate written out is the one that verifies the server.
+    #[tokio::test]
+    async fn serves_https_with_http2_by_alpn() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("https://{}/v1", listener.local_addr().unwrap());
+        let options = Options {
+            listen: listener.local_addr().unwrap(),
+            delay_ms: 0,
+            tokens: 3,
+            token_interval_ms: 1,
+            h2_max_streams: 4096,
+            tls_cert_out: None,
+        };
+        let (acceptor, pem) = self_signed_tls().unwrap();
+        let counters = Arc::new(Counters::default());
+        let c = counters.clone();
+        tokio::spawn(async move { serve(listener, &options, c, Some(acceptor)).await });
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+            .build()
+            .unwrap();
+        let resp = client
+            .post(format!("{base}/chat/completions"))
+            .json(&json!({ "model": "fake-3s", "messages": messages(), "stream": true }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+        let body = resp.error_for_status().unwrap().text().await.unwrap();
+        let data = sse_data(&body);
+        assert_eq!(data.last().unwrap(), "[DONE]");
+        assert_eq!(
+            data.len(),
+            3 + 2,
+            "3 content chunks, the stop chunk and [DONE]"
+        );
+        assert_eq!(counters.streamed.load(Ordering::Relaxed), 1);
     }
 
     fn messages() -> Value {

@@ -53,6 +53,10 @@ pub struct OpenAiConfig {
     /// On HTTP/2 a request given up (a newer segment) resets its stream and the connection
     /// stays; on HTTP/1.1 the connection is closed and the next request opens a new one.
     pub http2_prior_knowledge: bool,
+    /// Certificates (PEM, one or more) trusted beside the system's roots, for an `https://`
+    /// provider whose certificate an internal CA signed, or that signed its own (a vLLM or
+    /// Ollama behind a company's TLS proxy). Checked when the client is built.
+    pub ca_certs_pem: Option<Vec<u8>>,
 }
 
 impl OpenAiConfig {
@@ -72,6 +76,7 @@ impl OpenAiConfig {
             breaker: BreakerConfig::default(),
             stream_usage: true,
             http2_prior_knowledge: false,
+            ca_certs_pem: None,
         }
     }
 }
@@ -94,6 +99,13 @@ impl fmt::Debug for OpenAiConfig {
             .field("breaker", &self.breaker)
             .field("stream_usage", &self.stream_usage)
             .field("http2_prior_knowledge", &self.http2_prior_knowledge)
+            .field(
+                "ca_certs_pem",
+                &self
+                    .ca_certs_pem
+                    .as_ref()
+                    .map(|pem| format!("{} bytes", pem.len())),
+            )
             .finish()
     }
 }
@@ -258,6 +270,19 @@ impl OpenAiCompatible {
         let mut http = reqwest::Client::builder();
         if config.http2_prior_knowledge {
             http = http.http2_prior_knowledge();
+        }
+        if let Some(pem) = &config.ca_certs_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| LlmError::Config(format!("CA certificates: {e}")))?;
+            if certs.is_empty() {
+                return Err(LlmError::Config(
+                    "CA certificates: no PEM certificate (-----BEGIN CERTIFICATE-----) in it"
+                        .into(),
+                ));
+            }
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
         }
         let http = http
             .build()

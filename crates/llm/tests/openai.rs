@@ -309,6 +309,131 @@ async fn a_stream_given_up_keeps_its_connection_on_http2_only() {
     }
 }
 
+/// Starts the same server over TLS with a certificate for 127.0.0.1 made here and offering
+/// `alpn` (e.g. `h2` and `http/1.1`, as hosted providers do); returns the `https://` base URL,
+/// the mock and the certificate (PEM) for the client to trust.
+async fn serve_tls(replies: Vec<Reply>, alpn: &[&[u8]]) -> (String, Arc<Mock>, String) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+    use tokio_rustls::rustls;
+
+    let issued = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let key =
+        rustls::pki_types::PrivateKeyDer::try_from(issued.signing_key.serialize_der()).unwrap();
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![issued.cert.der().clone()], key)
+    .unwrap();
+    tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+
+    let mock = Arc::new(Mock {
+        replies,
+        ..Mock::default()
+    });
+    let app = axum::Router::new()
+        .fallback(handler)
+        .with_state(mock.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counted = mock.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            counted.connections.fetch_add(1, Ordering::SeqCst);
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = TowerToHyperService::new(app);
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (format!("https://{addr}/v1"), mock, issued.cert.pem())
+}
+
+/// A hosted provider (`https://`, offering `h2` by ALPN) gets HTTP/2 with no flag: a reply
+/// given up resets its stream and the next request reuses the connection. A server offering
+/// only `http/1.1` gets HTTP/1.1, a connection per given-up request. The certificate is
+/// checked: without `ca_certs_pem` trusting it, nothing reaches the server.
+#[tokio::test]
+async fn https_negotiates_http2_by_alpn_and_trusts_only_the_given_certificates() {
+    for (alpn, version, connections) in [
+        (&[b"h2".as_slice(), b"http/1.1"][..], Version::HTTP_2, 1),
+        (&[b"http/1.1".as_slice()][..], Version::HTTP_11, 2),
+    ] {
+        let body = sse_body(&["one ", "two ", "three"], None, true, "\n");
+        let (base, mock, cert) = serve_tls(
+            vec![
+                Reply::Sse {
+                    chunks: awkward_chunks(body.as_bytes()),
+                    gap: Duration::from_millis(100),
+                },
+                ok("over TLS"),
+            ],
+            alpn,
+        )
+        .await;
+        let mut config = config(&base);
+        config.ca_certs_pem = Some(cert.into_bytes());
+        let client = OpenAiCompatible::new(config).unwrap();
+        let given_up = tokio::time::timeout(
+            Duration::from_millis(700),
+            client.stream(request(), &mut |_: &str| {}),
+        )
+        .await;
+        assert!(
+            given_up.is_err(),
+            "{version:?}: the stream outlived the wait"
+        );
+        let next = client.complete(request()).await.unwrap();
+        assert_eq!(next.text, "over TLS");
+        let log = mock.log.lock().unwrap();
+        assert_eq!(log.len(), 2, "{version:?}");
+        assert!(log.iter().all(|r| r.version == version), "{version:?}");
+        assert_eq!(
+            mock.connections.load(Ordering::SeqCst),
+            connections,
+            "{version:?}: TCP connections for the two requests"
+        );
+    }
+
+    let (base, mock, _) = serve_tls(vec![ok("unreachable")], &[b"h2", b"http/1.1"]).await;
+    let mut untrusted = config(&base);
+    untrusted.retry.max_retries = 0;
+    let err = OpenAiCompatible::new(untrusted)
+        .unwrap()
+        .complete(request())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LlmError::Transport { .. }), "{err}");
+    assert_eq!(
+        mock.count(),
+        0,
+        "an untrusted certificate got a request through"
+    );
+}
+
+#[test]
+fn ca_certificates_that_are_not_pem_are_a_configuration_error() {
+    let mut config = config("https://127.0.0.1:1/v1");
+    config.ca_certs_pem = Some(b"not a certificate".to_vec());
+    let err = OpenAiCompatible::new(config).unwrap_err();
+    assert!(
+        matches!(err, LlmError::Config(ref m) if m.contains("no PEM certificate")),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn stream_cut_before_done_is_an_error_and_not_retried() {
     let body = sse_body(&["Half a sen"], None, false, "\n");

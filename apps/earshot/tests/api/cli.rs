@@ -302,6 +302,47 @@ fn a_broken_ruleset_names_file_line_and_rule() {
         ));
 }
 
+/// `--llm-ca-cert` is read and checked at start: a missing file or one with no certificate
+/// stops `serve` with a message naming it, before anything is opened.
+#[test]
+fn a_bad_llm_ca_cert_stops_the_start_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("not-a-cert.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let serve = |ca: &std::path::Path| {
+        let mut c = earshot();
+        c.args(["serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "--llm-base-url",
+                "https://127.0.0.1:1/v1",
+                "--llm-model",
+                "m",
+            ])
+            .arg("--llm-ca-cert")
+            .arg(ca)
+            .env("EARSHOT_DATA_DIR", dir.path().join("data"))
+            .timeout(std::time::Duration::from_secs(30));
+        c
+    };
+    serve(&dir.path().join("missing.pem"))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--llm-ca-cert"))
+        .stderr(predicate::str::contains("missing.pem"));
+    serve(&not_pem)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no PEM certificate"));
+    earshot()
+        .args(["serve", "--listen", "127.0.0.1:0", "--llm-ca-cert"])
+        .arg(&not_pem)
+        .env("EARSHOT_DATA_DIR", dir.path().join("data"))
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("need --llm-base-url"));
+}
+
 /// The project's transcripts through the default rulesets: transcript in → what fires out.
 #[test]
 fn rules_check_on_every_project_transcript() {
