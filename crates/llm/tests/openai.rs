@@ -110,8 +110,8 @@ async fn handler(
     }
 }
 
-/// Starts the server; returns the base URL (`…/v1`) and the mock.
-async fn serve(replies: Vec<Reply>) -> (String, Arc<Mock>) {
+/// The mock answering `replies` in turn, its app, and a listener on a free local port.
+async fn mock_app(replies: Vec<Reply>) -> (Arc<Mock>, axum::Router, tokio::net::TcpListener) {
     let mock = Arc::new(Mock {
         replies,
         ..Mock::default()
@@ -120,6 +120,12 @@ async fn serve(replies: Vec<Reply>) -> (String, Arc<Mock>) {
         .fallback(handler)
         .with_state(mock.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    (mock, app, listener)
+}
+
+/// Starts the server; returns the base URL (`…/v1`) and the mock.
+async fn serve(replies: Vec<Reply>) -> (String, Arc<Mock>) {
+    let (mock, app, listener) = mock_app(replies).await;
     let addr = listener.local_addr().unwrap();
     let counted = mock.clone();
     let listener = axum::serve::ListenerExt::tap_io(listener, move |_| {
@@ -332,14 +338,7 @@ async fn serve_tls(replies: Vec<Reply>, alpn: &[&[u8]]) -> (String, Arc<Mock>, S
     tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
 
-    let mock = Arc::new(Mock {
-        replies,
-        ..Mock::default()
-    });
-    let app = axum::Router::new()
-        .fallback(handler)
-        .with_state(mock.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (mock, app, listener) = mock_app(replies).await;
     let addr = listener.local_addr().unwrap();
     let counted = mock.clone();
     tokio::spawn(async move {
