@@ -101,6 +101,13 @@ if [[ -n ${LLM_DELAY_MS:-} ]]; then
     # The provider stands for a remote service: at a lower priority it takes only the CPU the
     # server and the load tool leave (LLM_NICE, 10; 0 to compete on equal terms).
     # LLM_SCHED=idle runs it under SCHED_IDLE as well: it then only takes what they leave.
+    # A misspelt value would silently measure another configuration: refuse it.
+    case ${LLM_SCHED:-normal}/${LLM_TLS:-0}/${LLM_HTTP:-1.1} in
+        idle/[01]/1.1 | idle/[01]/2 | normal/[01]/1.1 | normal/[01]/2) ;;
+        *) echo "run-bench: LLM_SCHED is idle or normal, LLM_TLS 0 or 1, LLM_HTTP 1.1 or 2" \
+               "(got ${LLM_SCHED:-normal}, ${LLM_TLS:-0}, ${LLM_HTTP:-1.1})" >&2
+           exit 64 ;;
+    esac
     llm_sched=()
     [[ ${LLM_SCHED:-normal} == idle ]] && llm_sched=(chrt --idle 0)
     llm_scheme=http llm_tls=()

@@ -294,25 +294,40 @@ async fn a_stream_given_up_keeps_its_connection_on_http2_only() {
         let mut config = config(&base);
         config.http2_prior_knowledge = h2;
         let client = OpenAiCompatible::new(config).unwrap();
-
-        let given_up = tokio::time::timeout(
-            Duration::from_millis(700),
-            client.stream(request(), &mut |_: &str| {}),
-        )
-        .await;
-        assert!(given_up.is_err(), "h2={h2}: the stream outlived the wait");
-        let next = client.complete(request()).await.unwrap();
-        assert_eq!(next.text, "the next reply");
-
-        let log = mock.log.lock().unwrap();
-        assert_eq!(log.len(), 2, "h2={h2}");
-        assert!(log.iter().all(|r| r.version == version), "h2={h2}");
-        assert_eq!(
-            mock.connections.load(Ordering::SeqCst),
-            connections,
-            "h2={h2}: TCP connections for the two requests"
-        );
+        give_up_then_ask_again(&client, &mock, "the next reply", version, connections).await;
     }
+}
+
+/// Gives a stream up while it is still streaming (as the worker does for a newer segment),
+/// then asks again; asserts the reply, the HTTP version of both requests and the TCP
+/// connections they took.
+async fn give_up_then_ask_again(
+    client: &OpenAiCompatible,
+    mock: &Mock,
+    reply: &str,
+    version: Version,
+    connections: usize,
+) {
+    let given_up = tokio::time::timeout(
+        Duration::from_millis(700),
+        client.stream(request(), &mut |_: &str| {}),
+    )
+    .await;
+    assert!(
+        given_up.is_err(),
+        "{version:?}: the stream outlived the wait"
+    );
+    let next = client.complete(request()).await.unwrap();
+    assert_eq!(next.text, reply);
+
+    let log = mock.log.lock().unwrap();
+    assert_eq!(log.len(), 2, "{version:?}");
+    assert!(log.iter().all(|r| r.version == version), "{version:?}");
+    assert_eq!(
+        mock.connections.load(Ordering::SeqCst),
+        connections,
+        "{version:?}: TCP connections for the two requests"
+    );
 }
 
 /// Starts the same server over TLS with a certificate for 127.0.0.1 made here and offering
@@ -385,25 +400,7 @@ async fn https_negotiates_http2_by_alpn_and_trusts_only_the_given_certificates()
         let mut config = config(&base);
         config.ca_certs_pem = Some(cert.into_bytes());
         let client = OpenAiCompatible::new(config).unwrap();
-        let given_up = tokio::time::timeout(
-            Duration::from_millis(700),
-            client.stream(request(), &mut |_: &str| {}),
-        )
-        .await;
-        assert!(
-            given_up.is_err(),
-            "{version:?}: the stream outlived the wait"
-        );
-        let next = client.complete(request()).await.unwrap();
-        assert_eq!(next.text, "over TLS");
-        let log = mock.log.lock().unwrap();
-        assert_eq!(log.len(), 2, "{version:?}");
-        assert!(log.iter().all(|r| r.version == version), "{version:?}");
-        assert_eq!(
-            mock.connections.load(Ordering::SeqCst),
-            connections,
-            "{version:?}: TCP connections for the two requests"
-        );
+        give_up_then_ask_again(&client, &mock, "over TLS", version, connections).await;
     }
 
     let (base, mock, _) = serve_tls(vec![ok("unreachable")], &[b"h2", b"http/1.1"]).await;
