@@ -29,7 +29,8 @@
 # For example:
 #
 #   LLM_DELAY_MS=3000 SPEAKER=customer apps/loadgen/run-bench.sh sqlite 100
-# Exit status: earshot-load's (2 when anything was lost, duplicated or refused).
+# Exit status: earshot-load's (2 when anything was lost, duplicated or refused); 64 for an
+# LLM_SCHED, LLM_TLS or LLM_HTTP value it does not know.
 set -euo pipefail
 
 store=${1:?usage: run-bench.sh sqlite|postgres CALLS [-- earshot-load args…]}
