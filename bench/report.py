@@ -167,6 +167,13 @@ def assist(run_dir, args):
         ("provider-3s-tls", "3 s provider over HTTPS (ALPN chose HTTP/2), as hosted ones",
          'LLM_DELAY_MS=3000 LLM_TLS=1 SERVER_ARGS="--assist-max-concurrent 1024" '),
     )
+    # The same three with the fake provider under SCHED_IDLE (`LLM_SCHED=idle`): it then
+    # takes only the CPU the server, Postgres and the load tool leave, as a remote one
+    # takes none.
+    variants += tuple(
+        (key + "-idle", label + ", fake under SCHED_IDLE", env.replace(
+            "LLM_DELAY_MS=3000 ", "LLM_DELAY_MS=3000 LLM_SCHED=idle "))
+        for key, label, env in variants[2:])
     for st in ("sqlite", "postgres"):
         p99 = {}
         for key, label, env in variants:

@@ -17,7 +17,9 @@
 # Environment: RUNS (3), DURATION (60: seconds of each load run), ASSIST_VARIANTS (`off
 # offline provider-3s provider-3s-h2 provider-3s-tls instant`: the assist section's servers;
 # `provider-3s` speaks plain HTTP/1.1 to the provider, `-h2` HTTP/2 without TLS, `-tls` HTTPS
-# with ALPN choosing HTTP/2, as with a hosted provider), DATABASE_URL (Postgres for
+# with ALPN choosing HTTP/2, as with a hosted provider; each also as `…-idle`, with the fake
+# provider under SCHED_IDLE instead of only at nice 10, so that it takes only CPU the server,
+# Postgres and the load tool leave, as a remote provider takes none), DATABASE_URL (Postgres for
 # the store benchmark; postgres://postgres@127.0.0.1:5432/postgres), PGHOST/PGPORT/PGUSER
 # (the load scripts' Postgres), SKIP_BUILD=1, STEAL_MAX (2: the share of the machine's CPU,
 # in %, that the hypervisor may take from a run before it is run again), STEAL_RETRIES (2),
@@ -119,18 +121,16 @@ for r in $(seq 1 "$runs"); do
                         SERVER_ARGS=--no-assist apps/loadgen/run-bench.sh "$store" 500 -- --json ;;
                     offline) run "assist.$store.offline.$r" env SPEAKER=alternate \
                         DURATION="$duration" apps/loadgen/run-bench.sh "$store" 500 -- --json ;;
-                    provider-3s) run "assist.$store.provider-3s.$r" env SPEAKER=alternate \
-                        DURATION="$duration" LLM_DELAY_MS=3000 \
-                        SERVER_ARGS="--assist-max-concurrent 1024" \
-                        apps/loadgen/run-bench.sh "$store" 500 -- --json ;;
-                    provider-3s-h2) run "assist.$store.provider-3s-h2.$r" env SPEAKER=alternate \
-                        DURATION="$duration" LLM_DELAY_MS=3000 LLM_HTTP=2 \
-                        SERVER_ARGS="--assist-max-concurrent 1024" \
-                        apps/loadgen/run-bench.sh "$store" 500 -- --json ;;
-                    provider-3s-tls) run "assist.$store.provider-3s-tls.$r" env SPEAKER=alternate \
-                        DURATION="$duration" LLM_DELAY_MS=3000 LLM_TLS=1 \
-                        SERVER_ARGS="--assist-max-concurrent 1024" \
-                        apps/loadgen/run-bench.sh "$store" 500 -- --json ;;
+                    provider-3s | provider-3s-h2 | provider-3s-tls | provider-3s-idle | \
+                    provider-3s-h2-idle | provider-3s-tls-idle)
+                        # The transport from the name; `-idle`: the fake under SCHED_IDLE.
+                        llm=(LLM_DELAY_MS=3000)
+                        [[ $v == provider-3s-h2* ]] && llm+=(LLM_HTTP=2)
+                        [[ $v == provider-3s-tls* ]] && llm+=(LLM_TLS=1)
+                        [[ $v == *-idle ]] && llm+=(LLM_SCHED=idle)
+                        run "assist.$store.$v.$r" env SPEAKER=alternate DURATION="$duration" \
+                            "${llm[@]}" SERVER_ARGS="--assist-max-concurrent 1024" \
+                            apps/loadgen/run-bench.sh "$store" 500 -- --json ;;
                     instant) if [[ $store == sqlite ]]; then
                         run "assist.sqlite.provider-instant.$r" env SPEAKER=alternate \
                             DURATION="$duration" LLM_DELAY_MS=0 \
