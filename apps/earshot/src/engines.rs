@@ -59,16 +59,30 @@ impl Engines {
         }
     }
 
+    /// [`Engines::ruleset`] if it is in the cache already (no store read).
+    pub fn cached_ruleset(
+        &self,
+        tenant: &TenantId,
+        reference: &RulesetRef,
+    ) -> Option<Arc<Ruleset>> {
+        let key = (tenant.clone(), reference.clone());
+        self.parsed
+            .lock()
+            .expect("ruleset cache")
+            .get(&key)
+            .cloned()
+    }
+
     /// The parsed text of one ruleset version of a tenant (titles, card bodies).
     pub async fn ruleset(
         &self,
         tenant: &TenantId,
         reference: &RulesetRef,
     ) -> Result<Arc<Ruleset>, EngineError> {
-        let key = (tenant.clone(), reference.clone());
-        if let Some(r) = self.parsed.lock().expect("ruleset cache").get(&key) {
-            return Ok(r.clone());
+        if let Some(r) = self.cached_ruleset(tenant, reference) {
+            return Ok(r);
         }
+        let key = (tenant.clone(), reference.clone());
         let (file, source) = self.source(tenant, reference).await?;
         let ruleset = Arc::new(rules::parse_ruleset(&file, &source)?);
         self.parsed

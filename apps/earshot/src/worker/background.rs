@@ -2,17 +2,18 @@
 //!
 //! The worker shares the machine with the deterministic path (ingest, the rules, the append,
 //! the fan-out), which must never wait for it. Tasks already keep them apart in time; this
-//! keeps them apart in CPU: every generation (building the prompt, the HTTP request, its TLS,
-//! its connection set-up and, on one host, the kernel's work on both ends of the socket,
-//! which Linux charges to the sending thread) runs on a thread of a lower priority, so when
-//! the cores are contended the scheduler runs ingest first. Two knobs ([`Priority`]): the
+//! keeps them apart in CPU: the worker's loop (following the log, folding the calls'
+//! states), its jobs (debounce, cancel) and every generation (building the prompt, the HTTP
+//! request, its TLS, its connection set-up and, on one host, the kernel's work on both ends
+//! of the socket, which Linux charges to the sending thread) run on a thread of a lower
+//! priority, so when the cores are contended the scheduler runs ingest first. Two knobs ([`Priority`]): the
 //! thread's nice value, and Linux's `SCHED_IDLE` policy. A raised nice value only shrinks
 //! the thread's share; the kernel may still let it finish its slice (up to a few ms) before
 //! a waking ingest thread gets the core. A `SCHED_IDLE` thread is preempted as soon as any
 //! normal thread wakes on its core, but starves while the cores stay busy (the default;
-//! `--assist-sched normal` turns it off). The trigger loop, the call states and the posts stay on the
-//! caller's runtime, so store connections are never opened, and so never driven, by these
-//! low-priority threads.
+//! `--assist-sched normal` turns it off). The worker's store calls (reads of the log, the
+//! checkpoint, the posts) go back to the server's runtime, so store connections are never
+//! opened, and so never driven, by this low-priority thread.
 //!
 //! Tokio has no task priorities, and a thread's priority is a property of the OS thread: a
 //! second runtime whose threads lower their own priority when they start is the smallest
@@ -41,7 +42,8 @@ pub struct Background {
 }
 
 impl Background {
-    /// One worker thread: what it runs is network waits and a little CPU per request.
+    /// One worker thread: what it runs is network waits and a little CPU per event and
+    /// per request.
     pub fn new(priority: Priority) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -54,8 +56,8 @@ impl Background {
         })
     }
 
-    /// Runs `fut` there. Dropping the returned future aborts the task (a cancelled reply
-    /// drops its HTTP request); `None` if the task panicked.
+    /// Runs `fut` there. Dropping the returned future aborts the task; `None` if the task
+    /// panicked.
     pub fn run<F>(&self, fut: F) -> impl Future<Output = Option<F::Output>> + use<F>
     where
         F: Future + Send + 'static,
@@ -75,6 +77,40 @@ impl Background {
                     tracing::error!(error = %e, "assist: a generation task failed");
                     None
                 }
+            }
+        }
+    }
+}
+
+/// The runtime the worker was built on (the server's), where its store calls run: so the
+/// store's connections are opened, and their I/O driven, by the server's threads, never by
+/// the low-priority one (a connection's I/O is registered with the runtime that opened it).
+#[derive(Clone, Debug)]
+pub struct Home(tokio::runtime::Handle);
+
+impl Home {
+    /// The runtime this is called on.
+    pub fn current() -> std::io::Result<Self> {
+        tokio::runtime::Handle::try_current()
+            .map(Self)
+            .map_err(|_| std::io::Error::other("the assist worker must be built on a runtime"))
+    }
+
+    /// Runs `fut` there and waits for it from anywhere. Dropping the returned future aborts
+    /// the task; a panic in it is raised again in the caller.
+    pub fn run<F>(&self, fut: F) -> impl Future<Output = F::Output> + use<F>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let guard = AbortOnDrop(self.0.spawn(fut));
+        async move {
+            let mut guard = guard;
+            match (&mut guard.0).await {
+                Ok(out) => out,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Aborted: only when that runtime shuts down, and the worker with it.
+                Err(_) => std::future::pending().await,
             }
         }
     }
@@ -204,5 +240,57 @@ mod tests {
         );
         // The caller's thread is untouched.
         assert_eq!(own_nice(), base);
+    }
+
+    /// What the worker's store calls rely on: from the low-priority thread, [`Home::run`]
+    /// runs its future on the server's runtime's threads, aborts it when dropped, and raises
+    /// its panic in the caller.
+    #[test]
+    fn home_runs_on_its_own_runtime_from_the_background_one() {
+        let server = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("test-server")
+            .enable_all()
+            .build()
+            .unwrap();
+        let home = server.block_on(async { Home::current() }).unwrap();
+        assert!(Home::current().is_err(), "outside any runtime");
+        let bg = Background::new(Priority {
+            nice: 0,
+            idle: false,
+        })
+        .unwrap();
+        let thread = || std::thread::current().name().map(str::to_owned);
+        let names = server.block_on(bg.run({
+            let home = home.clone();
+            async move {
+                let there = thread();
+                let home_name = home.run(async move { thread() }).await;
+                (there, home_name)
+            }
+        }));
+        assert_eq!(
+            names.unwrap(),
+            (Some("earshot-assist".into()), Some("test-server".into()))
+        );
+        // Dropped before it finishes: the task on the server's runtime is aborted.
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let waiting = home.run(async move {
+            let _tx = tx;
+            std::future::pending::<()>().await
+        });
+        drop(waiting);
+        assert!(
+            server.block_on(rx).is_err(),
+            "the aborted task dropped its sender"
+        );
+        // A panic there is a panic here (inside `bg`, whose run reports it as None).
+        let panicked = server.block_on(bg.run({
+            let home = home.clone();
+            async move { home.run(async { panic!("boom") }).await }
+        }));
+        assert!(panicked.is_none());
+        drop(bg);
+        server.shutdown_background();
     }
 }

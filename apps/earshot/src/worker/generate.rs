@@ -102,6 +102,17 @@ impl Generator {
         }
     }
 
+    /// What [`Generator::ruleset`] answers, if it needs no store read (the call has no
+    /// ruleset, or the engines' cache has it); `None` when it must be read.
+    pub fn cached_ruleset(&self, state: &CallState) -> Option<Option<Arc<Ruleset>>> {
+        let Some(info) = state.info.as_ref() else {
+            return Some(None);
+        };
+        self.engines
+            .cached_ruleset(&info.tenant, &info.ruleset)
+            .map(Some)
+    }
+
     /// The call's ruleset (from the engines' cache, else the store); `None` (logged) when it
     /// cannot be had: the reply is made without it.
     pub async fn ruleset(&self, state: &CallState) -> Option<Arc<Ruleset>> {

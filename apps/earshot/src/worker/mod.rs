@@ -8,10 +8,12 @@
 //! - **Triggers.** A final customer segment schedules a suggestion for its call, after a
 //!   debounce; a newer customer segment cancels the scheduled or in-flight one (dropping its
 //!   HTTP request), and so does the end of the call. `call_ended` schedules the summary.
-//! - **Never in the way.** Generation runs in tasks of its own; ingest and the rules never
-//!   wait for it. It runs on a runtime of its own whose thread has a lower scheduling
-//!   priority (nice 10 by default, optionally Linux's `SCHED_IDLE`), so on contended cores
-//!   ingest gets the CPU first. The worker's only write is one short append per generation.
+//! - **Never in the way.** Ingest and the rules never wait for the worker. Its trigger loop,
+//!   its jobs and their generations run on a runtime of its own whose thread has a lower
+//!   scheduling priority (nice 10 and Linux's `SCHED_IDLE` by default), so on contended cores
+//!   ingest gets the CPU first; only its store calls (reads of the log, the checkpoint, the
+//!   posts) go back to the server's runtime, so the store's connections are never driven by
+//!   that thread. The worker's only write is one short append per generation.
 //! - **Idempotent.** Every event the worker writes has an id derived from the event that
 //!   triggered it (and the suggestion id too), so a retry, a restart that re-reads from the
 //!   checkpoint, or a second worker on the same trigger writes nothing new.
@@ -28,7 +30,7 @@
 //!
 //! - `mod.rs`: [`Worker`], [`WorkerConfig`], [`Shard`], the trigger loop and the jobs.
 //! - `generate`: [`Generator`], which asks the remote provider and falls back to offline.
-//! - `background`: the low-priority runtime the generations run on.
+//! - `background`: the low-priority runtime the worker runs on.
 //! - `prompts`: the prompt templates (files in `apps/earshot/prompts/`).
 
 mod background;
@@ -181,8 +183,11 @@ pub struct Worker {
     store: Arc<dyn Store>,
     pipeline: Arc<Pipeline>,
     generator: Arc<Generator>,
-    /// Where the generations run: its own runtime, at a lower priority.
+    /// Where the trigger loop, the jobs and the generations run: its own runtime, at a lower
+    /// priority.
     background: background::Background,
+    /// The runtime the worker was built on (the server's): where every store call runs.
+    home: background::Home,
     /// Where drafts go; `None` in a standalone worker (no WebSockets in this process).
     hub: Option<Arc<Hub>>,
     config: WorkerConfig,
@@ -253,8 +258,10 @@ impl Worker {
         hub: Option<Arc<Hub>>,
         config: WorkerConfig,
     ) -> std::io::Result<Self> {
+        let home = background::Home::current()?;
         Ok(Self {
             background: background::Background::new(config.priority)?,
+            home,
             permits: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent.max(1))),
             states: std::sync::Mutex::new(HashMap::new()),
             // In-process (with the hub) on Postgres, the log's newest events are in memory.
@@ -303,11 +310,26 @@ impl Worker {
     /// Follows the log from the checkpoint until `shutdown`. Store errors are retried (the
     /// worker never takes the server down); jobs still running at shutdown are abandoned and
     /// redone from the checkpoint on the next start.
+    ///
+    /// The loop, its jobs and their generations run on the low-priority runtime: on the
+    /// server's they took CPU from ingest in every customer turn's job, most of them started
+    /// only to be cancelled by the next turn (docs/benchmarks.md, "The whole worker on the
+    /// low-priority thread").
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let me = self.clone();
+        self.background.run(me.follow(shutdown)).await;
+    }
+
+    async fn follow(self: Arc<Self>, shutdown: CancellationToken) {
         let name = self.config.shard.consumer();
         let (provider, model) = self.generator.describe();
         let mut checkpoint = loop {
-            match self.store.load_checkpoint(&name).await {
+            let (store, consumer) = (self.store.clone(), name.clone());
+            match self
+                .home
+                .run(async move { store.load_checkpoint(&consumer).await })
+                .await
+            {
                 Ok(c) => break c,
                 Err(e) => {
                     tracing::warn!(error = %e, "assist: cannot read the checkpoint; retrying");
@@ -344,7 +366,12 @@ impl Worker {
                 // Read everything new, starting jobs for the triggers; with too many jobs in
                 // flight (catching up on a long log), wait for some to finish first.
                 while jobs.running.len() < MAX_JOBS {
-                    match self.store.read_all(read_to, PAGE).await {
+                    let store = self.store.clone();
+                    match self
+                        .home
+                        .run(async move { store.read_all(read_to, PAGE).await })
+                        .await
+                    {
                         Ok(page) => {
                             let full = page.len() == PAGE;
                             for e in page {
@@ -373,7 +400,7 @@ impl Worker {
             if safe > checkpoint
                 && (jobs.running.is_empty() || saved_at.elapsed() >= CHECKPOINT_EVERY)
             {
-                match self.store.save_checkpoint(&name, safe).await {
+                match self.save_checkpoint(&name, safe).await {
                     Ok(()) => {
                         checkpoint = safe;
                         saved_at = Instant::now();
@@ -411,10 +438,21 @@ impl Worker {
         // What finished is not redone on the next start.
         let safe = jobs.safe_checkpoint(read_to);
         if safe > checkpoint
-            && let Err(e) = self.store.save_checkpoint(&name, safe).await
+            && let Err(e) = self.save_checkpoint(&name, safe).await
         {
             tracing::warn!(error = %e, "assist: cannot save the checkpoint at shutdown");
         }
+    }
+
+    async fn save_checkpoint(
+        &self,
+        name: &str,
+        at: GlobalPosition,
+    ) -> Result<(), store::StoreError> {
+        let (store, name) = (self.store.clone(), name.to_owned());
+        self.home
+            .run(async move { store.save_checkpoint(&name, at).await })
+            .await
     }
 
     /// Starts the job an event triggers, if any, cancelling the one it supersedes.
@@ -501,9 +539,17 @@ impl Worker {
         let Some(Some(state)) = self.state(trigger.call, trigger.seq, &cancel, recent).await else {
             return;
         };
-        // The ruleset comes from the engines' cache, or the store: read here, on the
-        // server's runtime, so the generation's own runtime never opens a store connection.
-        let ruleset = self.generator.ruleset(&state).await;
+        // The ruleset comes from the engines' cache, or else the store, read on the server's
+        // runtime.
+        let ruleset = match self.generator.cached_ruleset(&state) {
+            Some(cached) => cached,
+            None => {
+                let (generator, state) = (self.generator.clone(), state.clone());
+                self.home
+                    .run(async move { generator.ruleset(&state).await })
+                    .await
+            }
+        };
         let based_on_seq = state.version;
         let drafts = Drafts {
             hub: self.hub.clone().filter(|_| self.config.stream_drafts),
@@ -520,7 +566,7 @@ impl Worker {
             _ = cancel.cancelled() => return,
             p = self.permits.acquire() => p.expect("the semaphore is never closed"),
         };
-        let generator = self.generator.clone();
+        let generator = &self.generator;
         let generation = async move {
             // Shared by the provider's callback and the timer below (never contended: both
             // run in this one future).
@@ -555,10 +601,7 @@ impl Worker {
         // A cancel drops the generation, and with it the provider's HTTP request.
         let reply = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = self.background.run(generation) => match r {
-                Some(r) => r,
-                None => return,
-            },
+            r = generation => r,
         };
         let mut posts = Vec::new();
         if let Some(f) = reply.failure {
@@ -592,15 +635,9 @@ impl Worker {
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let generator = self.generator.clone();
         let version = state.version;
-        let out = self
-            .background
-            .run(async move { generator.summary(&state).await })
-            .await;
+        let out = self.generator.summary(&state).await;
         drop(permit);
-        // The task panicked (logged): the trigger is done; a restart would redo it.
-        let Some(out) = out else { return };
         let mut posts = Vec::new();
         if let Some(f) = out.failure {
             posts.push((
@@ -680,7 +717,12 @@ impl Worker {
     async fn load(&self, call: CallId, cancel: &CancellationToken) -> Option<CallState> {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match store::load_stream(self.store.as_ref(), call, None).await {
+            let store = self.store.clone();
+            match self
+                .home
+                .run(async move { store::load_stream(store.as_ref(), call, None).await })
+                .await
+            {
                 Ok(events) => return Some(CallState::replay(&events)),
                 Err(e) => {
                     tracing::warn!(%call, error = %e, "assist: cannot read the call; retrying");
@@ -703,9 +745,10 @@ impl Worker {
         let cause = trigger.cause();
         let mut backoff = Duration::from_millis(100);
         loop {
+            let (pipeline, posts) = (self.pipeline.clone(), posts.clone());
             match self
-                .pipeline
-                .post_assist(trigger.call, seen, cause, posts.clone())
+                .home
+                .run(async move { pipeline.post_assist(trigger.call, seen, cause, posts).await })
                 .await
             {
                 Ok(_) => return,
