@@ -5,7 +5,7 @@
 # and hands them to bench/report.py, which takes the medians, updates bench/results.json and
 # rewrites the table.
 #
-#   bench/report.sh                      # everything (about 75 minutes on 2 cores)
+#   bench/report.sh                      # everything (about 100 minutes on 2 cores)
 #   bench/report.sh hub assist           # some sections; the others keep their last results
 #   DURATION=20 bench/report.sh hub      # shorter load runs (the table says so)
 #
@@ -15,7 +15,8 @@
 # (10,000 subscribers on one call), pgbench (the store's append against pgbench's inserts).
 #
 # Environment: RUNS (3), DURATION (60: seconds of each load run), ASSIST_VARIANTS (`off
-# offline provider-3s provider-3s-h2 provider-3s-tls instant`: the assist section's servers;
+# offline provider-3s provider-3s-h2 provider-3s-tls provider-3s-idle provider-3s-h2-idle
+# provider-3s-tls-idle instant`: the assist section's servers;
 # `provider-3s` speaks plain HTTP/1.1 to the provider, `-h2` HTTP/2 without TLS, `-tls` HTTPS
 # with ALPN choosing HTTP/2, as with a hosted provider; each also as `…-idle`, with the fake
 # provider under SCHED_IDLE instead of only at nice 10, so that it takes only CPU the server,
@@ -31,7 +32,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 runs=${RUNS:-3}
 duration=${DURATION:-60}
-assist_variants=${ASSIST_VARIANTS:-off offline provider-3s provider-3s-h2 provider-3s-tls instant}
+assist_variants=${ASSIST_VARIANTS:-off offline provider-3s provider-3s-h2 provider-3s-tls provider-3s-idle provider-3s-h2-idle provider-3s-tls-idle instant}
 steal_max=${STEAL_MAX:-2}
 steal_retries=${STEAL_RETRIES:-2}
 steal_pause=${STEAL_PAUSE:-30}

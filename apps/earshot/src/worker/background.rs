@@ -74,7 +74,7 @@ impl Background {
             match (&mut guard.0).await {
                 Ok(out) => Some(out),
                 Err(e) => {
-                    tracing::error!(error = %e, "assist: a generation task failed");
+                    tracing::error!(error = %e, "assist: a task of the low-priority runtime failed");
                     None
                 }
             }
