@@ -6,8 +6,8 @@
 //! states), its jobs (debounce, cancel) and every generation (building the prompt, the HTTP
 //! request, its TLS, its connection set-up and, on one host, the kernel's work on both ends
 //! of the socket, which Linux charges to the sending thread) run on a thread of a lower
-//! priority, so when the cores are contended the scheduler runs ingest first. Two knobs ([`Priority`]): the
-//! thread's nice value, and Linux's `SCHED_IDLE` policy. A raised nice value only shrinks
+//! priority, so when the cores are contended the scheduler runs ingest first. Two knobs
+//! ([`Priority`]): the thread's nice value, and Linux's `SCHED_IDLE` policy. A raised nice value only shrinks
 //! the thread's share; the kernel may still let it finish its slice (up to a few ms) before
 //! a waking ingest thread gets the core. A `SCHED_IDLE` thread is preempted as soon as any
 //! normal thread wakes on its core, but starves while the cores stay busy (the default;
