@@ -313,8 +313,8 @@ impl Worker {
     ///
     /// The loop, its jobs and their generations run on the low-priority runtime: on the
     /// server's they took CPU from ingest in every customer turn's job, most of them started
-    /// only to be cancelled by the next turn (docs/benchmarks.md, "A quiet host, and the whole worker on the
-    /// low-priority thread").
+    /// only to be cancelled by the next turn (docs/benchmarks.md, "A quiet host, and the
+    /// whole worker on the low-priority thread").
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let me = self.clone();
         self.background.run(me.follow(shutdown)).await;
