@@ -337,9 +337,19 @@ impl Hub {
     /// (`suggestion_draft`, see docs/protocol.md). Drafts are not in the log: a subscriber
     /// that connects later, or follows the call on another node, sees only the final
     /// `reply_suggested` event. Nobody following the call: nothing to do.
+    ///
+    /// The worker calls this from its low-priority thread, which waits for a core as long as
+    /// other threads want it: the map's lock is held for the lookup only and the frame is
+    /// made outside it, so that the sweeper's write lock (and, queued behind it, every
+    /// `publish` of the deterministic path) does not wait for that thread.
     pub fn publish_draft(&self, draft: &SuggestionDraft<'_>) {
-        let calls = self.calls.read().expect("hub calls");
-        let Some(tx) = calls.get(&draft.call_id) else {
+        let Some(tx) = self
+            .calls
+            .read()
+            .expect("hub calls")
+            .get(&draft.call_id)
+            .cloned()
+        else {
             return;
         };
         let frame = Frame {
