@@ -7,9 +7,9 @@
 //! request, its TLS, its connection set-up and, on one host, the kernel's work on both ends
 //! of the socket, which Linux charges to the sending thread) run on a thread of a lower
 //! priority, so when the cores are contended the scheduler runs ingest first. Two knobs
-//! ([`Priority`]): the thread's nice value, and Linux's `SCHED_IDLE` policy. A raised nice value only shrinks
-//! the thread's share; the kernel may still let it finish its slice (up to a few ms) before
-//! a waking ingest thread gets the core. A `SCHED_IDLE` thread is preempted as soon as any
+//! ([`Priority`]): the thread's nice value, and Linux's `SCHED_IDLE` policy. A raised nice
+//! value only shrinks the thread's share; the kernel may still let it finish its slice (up
+//! to a few ms) before a waking ingest thread gets the core. A `SCHED_IDLE` thread is preempted as soon as any
 //! normal thread wakes on its core, but starves while the cores stay busy (the default;
 //! `--assist-sched normal` turns it off). The worker's store calls (reads of the log, the
 //! checkpoint, the posts) go back to the server's runtime, so store connections are never
