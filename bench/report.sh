@@ -20,7 +20,8 @@
 # `provider-3s` speaks plain HTTP/1.1 to the provider, `-h2` HTTP/2 without TLS, `-tls` HTTPS
 # with ALPN choosing HTTP/2, as with a hosted provider; each also as `…-idle`, with the fake
 # provider under SCHED_IDLE instead of only at nice 10, so that it takes only CPU the server,
-# Postgres and the load tool leave, as a remote provider takes none), DATABASE_URL (Postgres for
+# Postgres and the load tool leave, as a remote provider takes none), ASSIST_STORES (`sqlite
+# postgres`: the assist section's stores; the figures of a store left out are kept), DATABASE_URL (Postgres for
 # the store benchmark; postgres://postgres@127.0.0.1:5432/postgres), PGHOST/PGPORT/PGUSER
 # (the load scripts' Postgres), SKIP_BUILD=1, STEAL_MAX (2: the share of the machine's CPU,
 # in %, that the hypervisor may take from a run before it is run again), STEAL_RETRIES (2),
@@ -33,6 +34,11 @@ cd "$root"
 runs=${RUNS:-3}
 duration=${DURATION:-60}
 assist_variants=${ASSIST_VARIANTS:-off offline provider-3s provider-3s-h2 provider-3s-tls provider-3s-idle provider-3s-h2-idle provider-3s-tls-idle instant}
+assist_stores=${ASSIST_STORES:-sqlite postgres}
+for st in $assist_stores; do
+    [[ $st == sqlite || $st == postgres ]] || { echo "report: ASSIST_STORES takes sqlite and postgres, not '$st'" >&2; exit 64; }
+done
+[[ -n ${assist_stores// /} ]] || { echo "report: ASSIST_STORES names no store" >&2; exit 64; }
 steal_max=${STEAL_MAX:-2}
 steal_retries=${STEAL_RETRIES:-2}
 steal_pause=${STEAL_PAUSE:-30}
@@ -115,7 +121,7 @@ for r in $(seq 1 "$runs"); do
         done
     fi
     if want assist; then
-        for store in sqlite postgres; do
+        for store in $assist_stores; do
             for v in $assist_variants; do
                 case $v in
                     off) run "assist.$store.off.$r" env SPEAKER=alternate DURATION="$duration" \

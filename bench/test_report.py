@@ -113,6 +113,33 @@ class AssistReport(unittest.TestCase):
         self.assertEqual(report.met(self.increase(figures)), "≤ 10 % ✓")
 
 
+    def test_a_report_of_one_store_keeps_the_other_stores_figures(self):
+        for r in (1, 2, 3):
+            for store in ("sqlite", "postgres"):
+                self.put(f"assist.{store}.off.{r}", 4.0)
+                self.put(f"assist.{store}.provider-3s.{r}", 4.8)
+        figures, _ = self.report()
+        self.assertAlmostEqual(self.increase(figures, "sqlite")["median"], 20.0)
+        # A later report that ran only Postgres (ASSIST_STORES=postgres).
+        for name in os.listdir(self.run_dir):
+            os.remove(os.path.join(self.run_dir, name))
+        for r in (1, 2, 3):
+            self.put(f"assist.postgres.off.{r}", 4.0)
+            self.put(f"assist.postgres.provider-3s.{r}", 4.2)
+        figures, doc = self.report()
+        self.assertAlmostEqual(self.increase(figures, "postgres")["median"], 5.0)
+        self.assertAlmostEqual(self.increase(figures, "sqlite")["median"], 20.0)
+        self.assertIn("| **+20.0** | % | +20.0, +20.0, +20.0 | ≤ 10 % ✗ |", doc)
+
+    def test_report_sh_refuses_a_store_it_does_not_know_before_running_anything(self):
+        script = os.path.join(ROOT, "bench", "report.sh")
+        for stores, says in (("postgres mysql", "not 'mysql'"), (" ", "names no store")):
+            done = subprocess.run(["bash", script, "assist"], capture_output=True, text=True,
+                                  env={**os.environ, "ASSIST_STORES": stores, "SKIP_BUILD": "1"})
+            self.assertEqual(done.returncode, 64, done.stderr)
+            self.assertIn(says, done.stderr)
+
+
 class StealRetry(unittest.TestCase):
     """report.sh's `run`, taken from the script itself, with a clock of stolen ticks that
     says the first attempt lost half the machine to the hypervisor."""
