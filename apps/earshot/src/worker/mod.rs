@@ -65,17 +65,15 @@ const ASSIST_NAMESPACE: Uuid = Uuid::from_u128(0x1c5e_7a0b_4f62_4d1e_9a83_5b27_e
 const PAGE: usize = 1_000;
 /// Jobs in flight before the worker stops reading the log until some finish.
 const MAX_JOBS: usize = 4_096;
-/// The shortest interval between two reads of the log, where each read is a query.
+/// The shortest interval between two reads of the log. Each is a query, or inside `serve` on
+/// Postgres a copy of the node's own recent commits from memory (`store::recent`), and each
+/// costs this thread a wake-up and a hop to the server's runtime and back. The debounce of a
+/// suggestion counts from its trigger's commit time, so the interval delays no suggestion
+/// that waits longer than it. (Inside `serve` on Postgres the worker read every 5 ms until
+/// 2026-11-23: chosen while its loop ran on the server's runtime, where small reads spread
+/// its work; on its own low-priority thread that reason is gone, and 50 ms cut the server's
+/// CPU by a third of the worker's share: docs/benchmarks.md, "The worker's wake-ups".)
 const READ_EVERY: Duration = Duration::from_millis(50);
-/// The same inside `serve` on Postgres, where the worker reads the events its own node has
-/// just committed from memory (`store::recent`): reading every few ms costs no query. It
-/// was chosen while the worker's loop ran on the server's runtime, where it spread the
-/// worker's work (a job started or cancelled per customer turn) over time instead of doing
-/// 50 ms of it at once, in a burst that the alerts of that moment queued behind
-/// (docs/benchmarks.md, "The worker's reads spread out"). With the loop on the low-priority
-/// thread, 50 ms used less CPU but did not lower the alert p99 ("Every transport again, on
-/// a quiet AMD EPYC host"), so it stays.
-const READ_EVERY_FROM_MEMORY: Duration = Duration::from_millis(5);
 /// How often the checkpoint is saved while jobs are in flight.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
@@ -198,8 +196,6 @@ pub struct Worker {
     /// The state of each call the worker follows, folded from the events it reads, so a job
     /// does not re-read its call from the store.
     states: std::sync::Mutex<HashMap<CallId, Tracked>>,
-    /// The shortest interval between two reads of the log.
-    read_every: Duration,
 }
 
 struct Tracked {
@@ -267,12 +263,6 @@ impl Worker {
             home,
             permits: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent.max(1))),
             states: std::sync::Mutex::new(HashMap::new()),
-            // In-process (with the hub) on Postgres, the log's newest events are in memory.
-            read_every: if hub.is_some() && store.backend() == "postgres" {
-                READ_EVERY_FROM_MEMORY
-            } else {
-                READ_EVERY
-            },
             store,
             pipeline,
             generator,
@@ -350,14 +340,13 @@ impl Worker {
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut saved_at = Instant::now();
         let now = tokio::time::Instant::now();
-        let mut read_at = now.checked_sub(self.read_every).unwrap_or(now);
+        let mut read_at = now.checked_sub(READ_EVERY).unwrap_or(now);
         let mut dirty = true;
         loop {
-            // Wake-ups come with every append; reading the log once per `read_every` at most
-            // (see `READ_EVERY` and `READ_EVERY_FROM_MEMORY`) costs at most one query per
-            // interval instead of hundreds a second, and costs the suggestions nothing:
-            // their debounce counts from the trigger's commit time.
-            if dirty && read_at.elapsed() >= self.read_every {
+            // Wake-ups come with every append; reading the log once per `READ_EVERY` at most
+            // costs at most one read per interval instead of hundreds a second, and costs the
+            // suggestions nothing: their debounce counts from the trigger's commit time.
+            if dirty && read_at.elapsed() >= READ_EVERY {
                 read_at = tokio::time::Instant::now();
                 dirty = false;
                 // The read below covers every wake-up so far.
@@ -413,8 +402,14 @@ impl Worker {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = wake.recv() => dirty = true,
-                _ = tokio::time::sleep_until(read_at + self.read_every), if dirty => {}
+                // Only while nothing is known to be unread: once a read is due, later
+                // wake-ups say nothing new. Listening to them then woke this thread once per
+                // append (and had the committer, on a server thread, wake it across
+                // runtimes: a lock of this runtime and a syscall each), hundreds of times a
+                // second, only to find the read not due yet. They wait in the channel and
+                // are drained before the next read.
+                _ = wake.recv(), if !dirty => dirty = true,
+                _ = tokio::time::sleep_until(read_at + READ_EVERY), if dirty => {}
                 _ = poll.tick() => {
                     dirty = true;
                     self.states
