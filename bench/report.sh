@@ -21,12 +21,12 @@
 # with ALPN choosing HTTP/2, as with a hosted provider; each also as `…-idle`, with the fake
 # provider under SCHED_IDLE instead of only at nice 10, so that it takes only CPU the server,
 # Postgres and the load tool leave, as a remote provider takes none), ASSIST_STORES (`sqlite
-# postgres`: the assist section's stores; the figures of a store left out are kept), DATABASE_URL (Postgres for
-# the store benchmark; postgres://postgres@127.0.0.1:5432/postgres), PGHOST/PGPORT/PGUSER
-# (the load scripts' Postgres), SKIP_BUILD=1, STEAL_MAX (2: the share of the machine's CPU,
-# in %, that the hypervisor may take from a run before it is run again), STEAL_RETRIES (2),
-# STEAL_PAUSE (30 s before a retry). Run it on an otherwise idle machine: the load tool, the
-# server, Postgres and the fake provider share its cores.
+# postgres`: the assist section's stores; the figures of a store left out are kept),
+# DATABASE_URL (Postgres for the store benchmark; postgres://postgres@127.0.0.1:5432/postgres),
+# PGHOST/PGPORT/PGUSER (the load scripts' Postgres), SKIP_BUILD=1, STEAL_MAX (2: the share
+# of the machine's CPU, in %, that the hypervisor may take from a run before it is run
+# again), STEAL_RETRIES (2), STEAL_PAUSE (30 s before a retry). Run it on an otherwise idle
+# machine: the load tool, the server, Postgres and the fake provider share its cores.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -112,7 +112,6 @@ class AssistReport(unittest.TestCase):
         self.assertEqual(off["runs"], [4.0, 4.0, 4.0])
         self.assertEqual(report.met(self.increase(figures)), "≤ 10 % ✓")
 
-
     def test_a_report_of_one_store_keeps_the_other_stores_figures(self):
         for r in (1, 2, 3):
             for store in ("sqlite", "postgres"):

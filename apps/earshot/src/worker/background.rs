@@ -9,11 +9,11 @@
 //! priority, so when the cores are contended the scheduler runs ingest first. Two knobs
 //! ([`Priority`]): the thread's nice value, and Linux's `SCHED_IDLE` policy. A raised nice
 //! value only shrinks the thread's share; the kernel may still let it finish its slice (up
-//! to a few ms) before a waking ingest thread gets the core. A `SCHED_IDLE` thread is preempted as soon as any
-//! normal thread wakes on its core, but starves while the cores stay busy (the default;
-//! `--assist-sched normal` turns it off). The worker's store calls (reads of the log, the
-//! checkpoint, the posts) go back to the server's runtime, so store connections are never
-//! opened, and so never driven, by this low-priority thread.
+//! to a few ms) before a waking ingest thread gets the core. A `SCHED_IDLE` thread is
+//! preempted as soon as any normal thread wakes on its core, but starves while the cores
+//! stay busy (the default; `--assist-sched normal` turns it off). The worker's store calls
+//! (reads of the log, the checkpoint, the posts) go back to the server's runtime, so store
+//! connections are never opened, and so never driven, by this low-priority thread.
 //!
 //! Tokio has no task priorities, and a thread's priority is a property of the OS thread: a
 //! second runtime whose threads lower their own priority when they start is the smallest
